@@ -1,0 +1,360 @@
+"""What the source knows about the Split Admin API, said once.
+
+``ENDPOINTS`` is the declarative table that the source, the Dagster layer, the docs and the
+tests read: each table's path, pagination style, record selector, page size, natural key,
+scope and write semantics. Section numbers refer to the API contract the project builds
+against (the Split Admin API as documented publicly; see the README).
+
+``SplitSettings`` resolves the connection settings from the environment, the public
+configuration interface of the project:
+
+=================================  ==========================================================
+``SPLIT_API_KEY``                  The Admin API key (also read from dlt secrets ``api_key``).
+``SPLIT_API_BASE_URL``             Default ``https://api.split.io/internal/api``.
+``SPLIT_AUTH_SCHEME``              ``bearer`` (default) or ``x-api-key`` (Harness accounts).
+``SPLIT_MAX_REQUESTS_PER_SECOND``  Optional client-side pacing limit.
+``SPLIT_MAX_RETRIES``              Retries per request (default 3).
+``SPLIT_BACKOFF_FACTOR``           Exponential backoff factor in seconds (default 2).
+``SPLIT_REQUEST_TIMEOUT``          Seconds per request (default 60).
+``SPLIT_MAX_CONCURRENT_REQUESTS``  Requests in flight at once (default 4).
+=================================  ==========================================================
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Literal
+from urllib.parse import urlsplit
+
+from analytics_assets.split_source.errors import SplitConfigurationError
+
+DEFAULT_BASE_URL = "https://api.split.io/internal/api"
+AUTH_SCHEMES = ("bearer", "x-api-key")
+
+# contract §2.9: without `status` the API omits PENDING users, so each status is asked for.
+USER_STATUSES = ("ACTIVE", "DEACTIVATED", "PENDING")
+# contract §2.11: without `status` the API returns REQUESTED only.
+CHANGE_REQUEST_STATUSES = (
+    "REQUESTED",
+    "SCHEDULE_REQUESTED",
+    "APPROVED",
+    "REJECTED",
+    "WITHDRAWN",
+    "PUBLISHED",
+)
+
+Pagination = Literal["offset", "marker", "none"]
+Scope = Literal["org", "workspace", "environment"]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One Admin API list endpoint and the table it fills."""
+
+    table: str
+    path: str
+    """Relative to the base URL. Placeholders: {workspace_id}, {environment_id}, {segment_name}."""
+    pagination: Pagination
+    records: str
+    """JSONPath of the records in the response ("$" for a bare array)."""
+    primary_key: tuple[str, ...]
+    scope: Scope
+    description: str
+    contract: str
+    page_size: int | None = None
+    """The largest page the endpoint serves; every request asks for it, so none is wasted."""
+    total: str | None = None
+    """Offset endpoints: where the total sits in the envelope."""
+    params: Mapping[str, str] = field(default_factory=dict)
+    """Fixed query parameters; placeholders are resolved like the path's."""
+    parent: str | None = None
+    """The table whose rows drive this endpoint (a real lineage edge)."""
+    statuses: tuple[str, ...] = ()
+    """Each status is requested separately (the API filters by one status at a time)."""
+    history: bool = False
+    """Keep every version (dlt scd2) instead of the current state only."""
+    missing_is_empty: bool = False
+    """A 404 means "nothing here" (not an error) for this endpoint."""
+    optional_for_harness: bool = False
+    """Deprecated for Harness-migrated accounts: warn and skip if the API refuses it."""
+
+
+ENDPOINTS: tuple[Endpoint, ...] = (
+    Endpoint(
+        table="workspaces",
+        path="v2/workspaces",
+        pagination="offset",
+        records="objects",
+        total="totalCount",
+        # The documented maximum is 1000, but clients disagree (contract §2.1); 100 is safe,
+        # and an organisation rarely has more workspaces than fit one page.
+        page_size=100,
+        primary_key=("id",),
+        scope="org",
+        description="Workspaces (Harness FME projects) of the organisation.",
+        contract="§2.1",
+    ),
+    Endpoint(
+        table="environments",
+        path="v2/environments/ws/{workspace_id}",
+        pagination="none",
+        records="$",
+        primary_key=("workspace_id", "id"),
+        scope="workspace",
+        parent="workspaces",
+        description="Environments of each workspace (id, name, production flag).",
+        contract="§2.2",
+    ),
+    Endpoint(
+        table="traffic_types",
+        path="v2/trafficTypes/ws/{workspace_id}",
+        pagination="none",
+        records="$",
+        primary_key=("workspace_id", "id"),
+        scope="workspace",
+        parent="workspaces",
+        description="Traffic types of each workspace.",
+        contract="§2.3",
+    ),
+    Endpoint(
+        table="rollout_statuses",
+        path="v2/rolloutStatuses",
+        params={"wsId": "{workspace_id}"},
+        pagination="none",
+        records="$",
+        primary_key=("workspace_id", "id"),
+        scope="workspace",
+        parent="workspaces",
+        description="Rollout statuses available in each workspace.",
+        contract="§2.7",
+    ),
+    Endpoint(
+        table="flag_sets",
+        path="v3/flag-sets",
+        params={"workspace_id": "{workspace_id}"},
+        pagination="marker",
+        # contract §2.8: the array key has varied across API versions.
+        records="data|objects|items",
+        page_size=200,
+        primary_key=("workspace_id", "id"),
+        scope="workspace",
+        parent="workspaces",
+        description="Flag sets of each workspace.",
+        contract="§2.8",
+    ),
+    Endpoint(
+        table="feature_flags",
+        path="v2/splits/ws/{workspace_id}",
+        pagination="offset",
+        records="objects",
+        total="totalCount",
+        page_size=50,
+        primary_key=("workspace_id", "id"),
+        scope="workspace",
+        parent="workspaces",
+        description="Feature flags (splits) of each workspace: metadata, tags, owners.",
+        contract="§2.4",
+    ),
+    Endpoint(
+        table="segments",
+        path="v2/segments/ws/{workspace_id}",
+        pagination="offset",
+        records="objects",
+        total="totalCount",
+        page_size=50,
+        primary_key=("workspace_id", "name"),
+        scope="workspace",
+        parent="workspaces",
+        description="Segments of each workspace (segments have no id; the name is the key).",
+        contract="§2.5",
+    ),
+    Endpoint(
+        table="feature_flag_definitions",
+        path="v2/splits/ws/{workspace_id}/environments/{environment_id}",
+        pagination="offset",
+        records="objects",
+        total="totalCount",
+        page_size=50,
+        primary_key=("environment_id", "id"),
+        scope="environment",
+        parent="environments",
+        history=True,
+        description=(
+            "Per-environment flag definitions (targeting rules, treatments, default rule, kill"
+            " state), with history: each change is a new version valid from _dlt_valid_from to"
+            " _dlt_valid_to (null for the current version)."
+        ),
+        contract="§3.1",
+    ),
+    Endpoint(
+        table="environment_segments",
+        path="v2/segments/ws/{workspace_id}/environments/{environment_id}",
+        pagination="offset",
+        records="objects",
+        total="totalCount",
+        page_size=50,
+        primary_key=("environment_id", "name"),
+        scope="environment",
+        parent="environments",
+        description="Segments active in each environment.",
+        contract="§3.2",
+    ),
+    Endpoint(
+        table="segments_keys",
+        path="v2/segments/{environment_id}/{segment_name}/keys",
+        pagination="offset",
+        records="keys",
+        # contract §2.6: this envelope's total is `count`, not `totalCount`.
+        total="count",
+        page_size=100,
+        primary_key=("environment_id", "segment_name", "key"),
+        scope="environment",
+        parent="environment_segments",
+        # contract §2.6: 404 when the segment is not (or no longer) active in the environment.
+        missing_is_empty=True,
+        description="Member keys of each segment in each environment where it is active.",
+        contract="§2.6",
+    ),
+    Endpoint(
+        table="users",
+        path="v2/users",
+        params={"status": "{status}"},
+        pagination="marker",
+        records="data",
+        page_size=200,
+        primary_key=("id",),
+        scope="org",
+        statuses=USER_STATUSES,
+        optional_for_harness=True,
+        description="Users of the organisation, in every status (ACTIVE, DEACTIVATED, PENDING).",
+        contract="§2.9",
+    ),
+    Endpoint(
+        table="groups",
+        path="v2/groups",
+        pagination="offset",
+        records="objects",
+        total="totalCount",
+        page_size=200,
+        primary_key=("id",),
+        scope="org",
+        optional_for_harness=True,
+        description="User groups of the organisation.",
+        contract="§2.10",
+    ),
+    Endpoint(
+        table="change_requests",
+        path="v2/changeRequests",
+        params={"status": "{status}"},
+        pagination="marker",
+        records="data",
+        page_size=100,
+        primary_key=("id",),
+        scope="org",
+        statuses=CHANGE_REQUEST_STATUSES,
+        description="Change requests in all six statuses, with their payloads and comments.",
+        contract="§2.11",
+    ),
+)
+
+ENDPOINTS_BY_TABLE: dict[str, Endpoint] = {e.table: e for e in ENDPOINTS}
+TABLES: tuple[str, ...] = tuple(ENDPOINTS_BY_TABLE)
+
+
+def _env_number(environ: Mapping[str, str], name: str, kind: type, default: object) -> object:
+    raw = environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise SplitConfigurationError(
+            f"{name}={raw!r} is not a valid {kind.__name__}; set it to a number or unset it."
+        ) from None
+    if value < 0:
+        raise SplitConfigurationError(f"{name} must not be negative (got {raw!r}).")
+    return value
+
+
+@dataclass(frozen=True)
+class SplitSettings:
+    """How to reach the API. The key is kept out of ``repr`` and every message."""
+
+    api_key: str = field(repr=False)
+    base_url: str = DEFAULT_BASE_URL
+    auth_scheme: str = "bearer"
+    max_requests_per_second: float | None = None
+    max_retries: int = 3
+    backoff_factor: float = 2.0
+    request_timeout: float = 60.0
+    max_concurrent_requests: int = 4
+
+    def __post_init__(self) -> None:
+        if not self.api_key or not self.api_key.strip():
+            raise SplitConfigurationError(
+                "No Split Admin API key. Set SPLIT_API_KEY (or `api_key` in .dlt/secrets.toml);"
+                " create a key in Split under Admin settings > API keys (type Admin)."
+            )
+        parts = urlsplit(self.base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise SplitConfigurationError(
+                f"SPLIT_API_BASE_URL={self.base_url!r} is not a valid http(s) URL; expected"
+                f" something like {DEFAULT_BASE_URL!r}."
+            )
+        if self.auth_scheme not in AUTH_SCHEMES:
+            raise SplitConfigurationError(
+                f"SPLIT_AUTH_SCHEME={self.auth_scheme!r} is not supported; use one of"
+                f" {', '.join(AUTH_SCHEMES)}."
+            )
+        if self.max_requests_per_second is not None and self.max_requests_per_second <= 0:
+            raise SplitConfigurationError("SPLIT_MAX_REQUESTS_PER_SECOND must be positive.")
+        if self.max_concurrent_requests < 1:
+            raise SplitConfigurationError("SPLIT_MAX_CONCURRENT_REQUESTS must be at least 1.")
+
+    @property
+    def normalized_base_url(self) -> str:
+        return self.base_url.rstrip("/") + "/"
+
+    def with_overrides(self, **changes: object) -> SplitSettings:
+        """A copy with some fields changed (None values are ignored)."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    @classmethod
+    def from_environment(
+        cls, environ: Mapping[str, str] | None = None, **overrides: object
+    ) -> SplitSettings:
+        """Resolve settings from SPLIT_* variables, then dlt secrets for the key."""
+        env = os.environ if environ is None else environ
+        api_key = overrides.pop("api_key", None) or env.get("SPLIT_API_KEY")
+        if not api_key:
+            api_key = _key_from_dlt_secrets()
+        values: dict[str, object] = {
+            "api_key": api_key or "",
+            "base_url": env.get("SPLIT_API_BASE_URL") or DEFAULT_BASE_URL,
+            "auth_scheme": (env.get("SPLIT_AUTH_SCHEME") or "bearer").strip().lower(),
+            "max_requests_per_second": _env_number(
+                env, "SPLIT_MAX_REQUESTS_PER_SECOND", float, None
+            ),
+            "max_retries": _env_number(env, "SPLIT_MAX_RETRIES", int, 3),
+            "backoff_factor": _env_number(env, "SPLIT_BACKOFF_FACTOR", float, 2.0),
+            "request_timeout": _env_number(env, "SPLIT_REQUEST_TIMEOUT", float, 60.0),
+            "max_concurrent_requests": _env_number(env, "SPLIT_MAX_CONCURRENT_REQUESTS", int, 4),
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]
+
+
+def _key_from_dlt_secrets() -> str | None:
+    """The original configuration read ``dlt.secrets["api_key"]``; keep that working."""
+    import dlt
+
+    for name in ("api_key", "sources.split.api_key"):
+        try:
+            value = dlt.secrets.get(name)
+        except Exception:  # a malformed secrets.toml must not hide the clearer error below
+            value = None
+        if value:
+            return str(value)
+    return None

@@ -1,0 +1,111 @@
+"""Where the data lands: the dlt destination, dataset and pipeline (no Dagster imports).
+
+=========================  ======================================================================
+``ANALYTICS_DESTINATION``  Any dlt destination name (duckdb, postgres, bigquery, snowflake,
+                           motherduck, ...); default ``duckdb``. Credentials come from standard
+                           dlt configuration (``.dlt/secrets.toml`` or ``DESTINATION__...``).
+``ANALYTICS_DUCKDB_PATH``  The DuckDB file for the default destination; default
+                           ``data/split.duckdb`` (relative to the working directory).
+``ANALYTICS_DATASET``      The dataset (schema) name; default ``split``.
+=========================  ======================================================================
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dlt
+from dlt.common.destination import Destination
+
+from analytics_assets.split_source.errors import SplitConfigurationError
+
+PIPELINE_NAME = "split"
+DEFAULT_DUCKDB_PATH = "data/split.duckdb"
+DEFAULT_DATASET = "split"
+# Destinations that allow one writer process at a time: Dagster serializes their writers.
+SINGLE_WRITER_DESTINATIONS = frozenset({"duckdb"})
+
+
+@dataclass(frozen=True)
+class WarehouseSettings:
+    """The destination and dataset, resolved from ANALYTICS_* variables."""
+
+    destination: str = "duckdb"
+    duckdb_path: str = DEFAULT_DUCKDB_PATH
+    dataset: str = DEFAULT_DATASET
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> WarehouseSettings:
+        env = os.environ if environ is None else environ
+        settings = cls(
+            destination=(env.get("ANALYTICS_DESTINATION") or "duckdb").strip(),
+            duckdb_path=env.get("ANALYTICS_DUCKDB_PATH") or DEFAULT_DUCKDB_PATH,
+            dataset=env.get("ANALYTICS_DATASET") or DEFAULT_DATASET,
+        )
+        settings.validate()
+        return settings
+
+    @property
+    def destination_type(self) -> str:
+        return self.destination.rsplit(".", 1)[-1]
+
+    @property
+    def single_writer(self) -> bool:
+        return self.destination_type in SINGLE_WRITER_DESTINATIONS
+
+    def validate(self) -> None:
+        """Fail at once, with the choices, on a destination dlt does not know."""
+        try:
+            Destination.from_reference(self.destination)
+        except Exception:
+            known = ", ".join(sorted(_known_destinations()))
+            raise SplitConfigurationError(
+                f"ANALYTICS_DESTINATION={self.destination!r} is not a dlt destination. Use one"
+                f" of: {known}."
+            ) from None
+
+    def dlt_destination(self) -> Any:
+        if self.destination_type == "duckdb":
+            path = Path(self.duckdb_path).expanduser()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return dlt.destinations.duckdb(str(path.resolve()))
+        return Destination.from_reference(self.destination)
+
+    def describe(self) -> str:
+        if self.destination_type == "duckdb":
+            return f"duckdb file {Path(self.duckdb_path).expanduser().resolve()}"
+        return f"{self.destination} (dataset {self.dataset})"
+
+
+def _known_destinations() -> list[str]:
+    import dlt.destinations as destinations
+
+    return [
+        name
+        for name in dir(destinations)
+        if not name.startswith("_") and name.islower() and callable(getattr(destinations, name))
+    ]
+
+
+def make_pipeline(
+    warehouse: WarehouseSettings,
+    *,
+    pipeline_name: str = PIPELINE_NAME,
+    pipelines_dir: str | None = None,
+) -> dlt.Pipeline:
+    """A dlt pipeline into the configured warehouse.
+
+    Concurrent runs (Dagster partitions on a multi-writer destination) pass their own
+    ``pipelines_dir``: dlt keeps per-run working files there, and two runs sharing one
+    would race (dlt-hub/dlt#1102).
+    """
+    return dlt.pipeline(
+        pipeline_name=pipeline_name,
+        destination=warehouse.dlt_destination(),
+        dataset_name=warehouse.dataset,
+        pipelines_dir=pipelines_dir,
+    )
