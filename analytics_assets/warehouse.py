@@ -12,8 +12,12 @@
 
 from __future__ import annotations
 
+import fcntl
+import logging
 import os
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +26,8 @@ import dlt
 from dlt.common.destination import Destination
 
 from analytics_assets.split_source.errors import SplitConfigurationError
+
+logger = logging.getLogger("analytics_assets.warehouse")
 
 PIPELINE_NAME = "split"
 DEFAULT_DUCKDB_PATH = "data/split.duckdb"
@@ -109,3 +115,42 @@ def make_pipeline(
         dataset_name=warehouse.dataset,
         pipelines_dir=pipelines_dir,
     )
+
+
+@contextmanager
+def writer_lock(warehouse: WarehouseSettings, *, wait_seconds: float = 3600.0) -> Iterator[None]:
+    """Serialize writers of a single-writer destination across processes.
+
+    Dagster's concurrency pool serializes runs it launches; this lock also covers a CLI sync
+    and a UI run started at the same time. A second writer waits (logging why) instead of
+    failing on DuckDB's file lock. Multi-writer destinations are not serialized.
+    """
+    if not warehouse.single_writer:
+        yield
+        return
+    lock_path = Path(warehouse.duckdb_path).expanduser().resolve().with_suffix(".writer.lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a+") as handle:
+        deadline = time.monotonic() + wait_seconds
+        announced = False
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if not announced:
+                    logger.warning(
+                        "Another process is writing to %s; waiting for it to finish.",
+                        lock_path.with_suffix(""),
+                    )
+                    announced = True
+                if time.monotonic() > deadline:
+                    raise SplitConfigurationError(
+                        f"Gave up after {wait_seconds:.0f}s waiting for another writer of"
+                        f" {lock_path.with_suffix('')}. Is a sync stuck? Check running syncs."
+                    ) from None
+                time.sleep(0.5)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

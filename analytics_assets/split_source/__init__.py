@@ -26,6 +26,7 @@ from analytics_assets.split_source.settings import (
     TABLES,
     Endpoint,
     SplitSettings,
+    upstream_tables,
 )
 from analytics_assets.split_source.source import EnvironmentRef, SyncScope, split_source
 
@@ -45,4 +46,5 @@ __all__ = [
     "SplitUnavailableError",
     "SyncScope",
     "split_source",
+    "upstream_tables",
 ]

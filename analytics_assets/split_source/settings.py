@@ -70,7 +70,9 @@ class Endpoint:
     params: Mapping[str, str] = field(default_factory=dict)
     """Fixed query parameters; placeholders are resolved like the path's."""
     parent: str | None = None
-    """The table whose rows drive this endpoint (a real lineage edge)."""
+    """The table whose rows drive this endpoint's requests (a real lineage edge)."""
+    describes: tuple[str, ...] = ()
+    """Other tables whose objects this one details (lineage beyond the request parent)."""
     statuses: tuple[str, ...] = ()
     """Each status is requested separately (the API filters by one status at a time)."""
     history: bool = False
@@ -180,6 +182,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         primary_key=("environment_id", "id"),
         scope="environment",
         parent="environments",
+        describes=("feature_flags",),
         history=True,
         description=(
             "Per-environment flag definitions (targeting rules, treatments, default rule, kill"
@@ -198,6 +201,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         primary_key=("environment_id", "name"),
         scope="environment",
         parent="environments",
+        describes=("segments",),
         description="Segments active in each environment.",
         contract="§3.2",
     ),
@@ -260,6 +264,15 @@ ENDPOINTS: tuple[Endpoint, ...] = (
 )
 
 ENDPOINTS_BY_TABLE: dict[str, Endpoint] = {e.table: e for e in ENDPOINTS}
+
+
+def upstream_tables(endpoint: Endpoint) -> tuple[str, ...]:
+    """The tables a table derives from: its scope's table, its request parent, what it details."""
+    scope_table = {"org": None, "workspace": "workspaces", "environment": "environments"}[
+        endpoint.scope
+    ]
+    candidates = (scope_table, endpoint.parent, *endpoint.describes)
+    return tuple(dict.fromkeys(t for t in candidates if t and t != endpoint.table))
 TABLES: tuple[str, ...] = tuple(ENDPOINTS_BY_TABLE)
 
 

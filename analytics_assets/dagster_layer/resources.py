@@ -1,0 +1,94 @@
+"""Resources shared by every asset, sensor and check.
+
+``SplitApiResource`` is the one place the API key enters Dagster: as ``EnvVar("SPLIT_API_KEY")``,
+so the UI, run config and event log show the variable's name, never its value. Without a key
+the project targets the local sandbox (``analytics-assets dev`` starts it), so "Materialize all"
+works out of the box; with a key it targets the real API.
+"""
+
+
+import os
+
+from dagster import ConfigurableResource, EnvVar
+from pydantic import Field
+
+from analytics_assets.split_source import SplitSettings
+from analytics_assets.warehouse import WarehouseSettings
+
+SANDBOX_BASE_URL = "http://127.0.0.1:8765/internal/api"
+SANDBOX_API_KEY = "sandbox-key"
+
+
+class SplitApiResource(ConfigurableResource):
+    """How to reach the Split Admin API (key, base URL, auth scheme, rate limit)."""
+
+    api_key: str | None = Field(
+        default=None,
+        description="Admin API key; set through the SPLIT_API_KEY environment variable. Empty:"
+        " use the local sandbox.",
+    )
+    base_url: str | None = Field(default=None, description="Default: the real API with a key,"
+                                 " the local sandbox without one.")
+    auth_scheme: str = Field(default="bearer", description="bearer or x-api-key (Harness).")
+    max_requests_per_second: float | None = Field(
+        default=None, description="Client-side pacing limit shared by one run's requests."
+    )
+
+    @property
+    def uses_sandbox(self) -> bool:
+        return not self.api_key
+
+    def settings(self) -> SplitSettings:
+        """The source's settings; other SPLIT_* tuning variables still apply."""
+        if self.uses_sandbox:
+            return SplitSettings.from_environment(
+                api_key=SANDBOX_API_KEY,
+                base_url=self.base_url or SANDBOX_BASE_URL,
+                auth_scheme=self.auth_scheme,
+                max_requests_per_second=self.max_requests_per_second,
+            )
+        return SplitSettings.from_environment(
+            api_key=self.api_key,
+            base_url=self.base_url,
+            auth_scheme=self.auth_scheme,
+            max_requests_per_second=self.max_requests_per_second,
+        )
+
+
+class WarehouseResource(ConfigurableResource):
+    """Where dlt loads: destination, DuckDB file and dataset (ANALYTICS_* variables)."""
+
+    destination: str = "duckdb"
+    duckdb_path: str = "data/split.duckdb"
+    dataset: str = "split"
+
+    def settings(self) -> WarehouseSettings:
+        settings = WarehouseSettings(
+            destination=self.destination, duckdb_path=self.duckdb_path, dataset=self.dataset
+        )
+        settings.validate()
+        return settings
+
+
+def _env_or_none(name: str) -> EnvVar | None:
+    return EnvVar(name) if os.environ.get(name) else None
+
+
+def split_api_from_environment() -> SplitApiResource:
+    """Bind the resource to the environment by reference (EnvVar), never by value."""
+    rate = os.environ.get("SPLIT_MAX_REQUESTS_PER_SECOND")
+    return SplitApiResource(
+        api_key=_env_or_none("SPLIT_API_KEY"),
+        base_url=_env_or_none("SPLIT_API_BASE_URL"),
+        auth_scheme=os.environ.get("SPLIT_AUTH_SCHEME", "bearer"),
+        max_requests_per_second=float(rate) if rate else None,
+    )
+
+
+def warehouse_from_environment() -> WarehouseResource:
+    settings = WarehouseSettings.from_environment()
+    return WarehouseResource(
+        destination=settings.destination,
+        duckdb_path=settings.duckdb_path,
+        dataset=settings.dataset,
+    )

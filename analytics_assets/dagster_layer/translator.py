@@ -1,0 +1,82 @@
+"""The single place where a dlt resource becomes a Dagster asset spec."""
+
+from __future__ import annotations
+
+from dagster import AllPartitionMapping, AssetDep, AssetKey, AssetSpec, TableColumn, TableSchema
+from dagster_dlt import DagsterDltTranslator
+from dagster_dlt.translator import DltResourceTranslatorData
+
+from analytics_assets.split_source import ENDPOINTS_BY_TABLE, upstream_tables
+
+KEY_PREFIX = "split"
+OWNERS = ["team:data-platform"]
+
+# The Dagster shape of the graph: which tables are org-wide assets, and which are
+# partitioned by workspace or by environment (the partition key is the Split id).
+ORGANISATION_TABLES = ("workspaces", "environments", "users", "groups", "change_requests")
+WORKSPACE_TABLES = ("traffic_types", "rollout_statuses", "flag_sets", "feature_flags", "segments")
+ENVIRONMENT_TABLES = ("feature_flag_definitions", "environment_segments", "segments_keys")
+
+GROUP_BY_TABLE = {
+    **{t: "split_organisation" for t in ORGANISATION_TABLES},
+    **{t: "split_workspace" for t in WORKSPACE_TABLES},
+    **{t: "split_environment" for t in ENVIRONMENT_TABLES},
+}
+
+
+def asset_key(table: str) -> AssetKey:
+    return AssetKey([KEY_PREFIX, table])
+
+
+class SplitTranslator(DagsterDltTranslator):
+    """Keys ``split/<table>``, groups by partitioning, contract descriptions, real deps."""
+
+    def __init__(self, destination_type: str, dataset: str) -> None:
+        self.destination_type = destination_type
+        self.dataset = dataset
+
+    def get_asset_spec(self, data: DltResourceTranslatorData) -> AssetSpec:
+        default = super().get_asset_spec(data)
+        table = data.resource.name
+        endpoint = ENDPOINTS_BY_TABLE[table]
+        group = GROUP_BY_TABLE[table]
+        deps = []
+        for upstream in upstream_tables(endpoint):
+            upstream_group = GROUP_BY_TABLE[upstream]
+            # Between differently partitioned assets (workspace -> environment) every upstream
+            # partition matters to each downstream one.
+            mapping = (
+                AllPartitionMapping()
+                if upstream_group != group and upstream_group != "split_organisation"
+                else None
+            )
+            deps.append(AssetDep(asset_key(upstream), partition_mapping=mapping))
+        key_columns = list(endpoint.primary_key)
+        history_note = (
+            " Current versions have _dlt_valid_to NULL." if endpoint.history else ""
+        )
+        return default.replace_attributes(
+            key=asset_key(table),
+            deps=deps,
+            group_name=group,
+            description=f"{endpoint.description}{history_note} Natural key:"
+            f" ({', '.join(key_columns)}). Source: GET {endpoint.path} (contract {endpoint.contract}).",
+            kinds={"dlt", self.destination_type},
+            owners=OWNERS,
+            tags={"split/scope": endpoint.scope, "split/pagination": endpoint.pagination},
+            metadata={
+                **default.metadata,
+                "dagster/table_name": f"{self.dataset}.{table}",
+                "dagster/column_schema": TableSchema(
+                    columns=[
+                        TableColumn(name=c, type="text", description="natural key")
+                        for c in dict.fromkeys(
+                            [*key_columns, *(["workspace_id"] if endpoint.scope != "org" else [])]
+                        )
+                    ]
+                ),
+                "split/natural_key": ", ".join(key_columns),
+                "split/endpoint": f"GET {endpoint.path}",
+                "split/write": "scd2 history" if endpoint.history else "current state",
+            },
+        )

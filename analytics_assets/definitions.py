@@ -1,0 +1,30 @@
+"""The Dagster code location: composes the Split asset graph. Nothing is defined here."""
+
+from dagster import Definitions
+from dagster_dlt import DagsterDltResource
+
+from analytics_assets.dagster_layer.assets import SPLIT_ASSETS
+from analytics_assets.dagster_layer.checks import FRESHNESS_CHECKS, QUALITY_CHECKS
+from analytics_assets.dagster_layer.jobs import SPLIT_JOBS
+from analytics_assets.dagster_layer.policies import with_freshness_policies
+from analytics_assets.dagster_layer.resources import (
+    split_api_from_environment,
+    warehouse_from_environment,
+)
+from analytics_assets.dagster_layer.schedules import SPLIT_SCHEDULES
+from analytics_assets.dagster_layer.sensors import SPLIT_SENSORS
+
+defs = with_freshness_policies(
+    Definitions(
+        assets=list(SPLIT_ASSETS),
+        asset_checks=[*QUALITY_CHECKS, *FRESHNESS_CHECKS],
+        jobs=list(SPLIT_JOBS),
+        sensors=list(SPLIT_SENSORS),
+        schedules=list(SPLIT_SCHEDULES),
+        resources={
+            "dlt": DagsterDltResource(),
+            "split_api": split_api_from_environment(),
+            "warehouse": warehouse_from_environment(),
+        },
+    )
+)
