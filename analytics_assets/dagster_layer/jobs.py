@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dagster import AssetSelection, define_asset_job
 
+from analytics_assets.dagster_layer.checks import FRESHNESS_CHECKS
 from analytics_assets.dagster_layer.partitions import environment_partitions, workspace_partitions
 
 organisation_job = define_asset_job(
@@ -24,4 +25,10 @@ environment_job = define_asset_job(
     description="Tables per environment, for the selected environment partitions.",
 )
 
-SPLIT_JOBS = (organisation_job, workspace_job, environment_job)
+freshness_job = define_asset_job(
+    "split_freshness_checks",
+    selection=AssetSelection.checks(*FRESHNESS_CHECKS),
+    description="Only the freshness checks: fails when a table is older than its cadence allows.",
+)
+
+SPLIT_JOBS = (organisation_job, workspace_job, environment_job, freshness_job)

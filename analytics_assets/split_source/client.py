@@ -21,7 +21,7 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -53,6 +53,18 @@ TRANSPORT_ERRORS = (
 )
 
 
+_request_listeners: list[Callable[[str], None]] = []
+
+
+def add_request_listener(listener: Callable[[str], None]) -> Callable[[], None]:
+    """Call ``listener(table)`` on every request of this process (live progress displays).
+
+    Returns a function that removes the listener again.
+    """
+    _request_listeners.append(listener)
+    return lambda: _request_listeners.remove(listener)
+
+
 @dataclass
 class RequestStats:
     """Counters for one sync; read by the CLI summary, Dagster metadata and benchmarks."""
@@ -68,6 +80,8 @@ class RequestStats:
         with self._lock:
             self.requests += 1
             self.by_endpoint[endpoint] = self.by_endpoint.get(endpoint, 0) + 1
+        for listener in _request_listeners:
+            listener(endpoint)
 
     def add(self, *, retries: int = 0, rate_limited: int = 0, waited: float = 0.0) -> None:
         with self._lock:

@@ -1,0 +1,311 @@
+"""``analytics-assets``: the project's command line.
+
+    analytics-assets demo              start the sandbox and sync it into DuckDB through Dagster
+    analytics-assets sync              materialize every Split asset and partition
+    analytics-assets dev               dagster dev on this code location (+ sandbox without a key)
+    analytics-assets check-freshness   run the freshness checks (for CI); non-zero when stale
+    analytics-assets sandbox           serve the local fake of the Split Admin API
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+# dlt reports anonymous usage by default; a data pipeline should not phone home unasked.
+os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
+
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from analytics_assets.split_source import SplitSourceError  # noqa: E402
+
+console = Console(stderr=True)
+out = Console()
+
+DEMO_SIZE = "demo"
+SANDBOX_PORT = 8765
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _add_sync_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--select",
+        default=None,
+        help="comma-separated tables to sync (default: all). Workspaces and environments are"
+        " always refreshed, since they define the partitions.",
+    )
+    parser.add_argument(
+        "--workspace",
+        action="append",
+        default=None,
+        help="only this workspace (id or exact name); repeatable",
+    )
+    parser.add_argument(
+        "--environment",
+        action="append",
+        default=None,
+        help="only this environment (id or exact name); repeatable",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from analytics_assets.sandbox.cli import add_sandbox_arguments
+
+    parser = argparse.ArgumentParser(
+        prog="analytics-assets",
+        description="Split (Harness FME) Admin API -> warehouse, with dlt and Dagster.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    sync = commands.add_parser("sync", help="materialize every Split asset and partition")
+    _add_sync_arguments(sync)
+    demo = commands.add_parser("demo", help="start the sandbox and sync it into DuckDB")
+    demo.add_argument("--size", default=DEMO_SIZE, help="sandbox size (default demo)")
+    demo.add_argument("--port", type=int, default=SANDBOX_PORT, help="sandbox port (8765)")
+    dev = commands.add_parser("dev", help="dagster dev on this code location")
+    dev.add_argument("--port", type=int, default=3000, help="UI port (default 3000)")
+    dev.add_argument("--host", default="127.0.0.1", help="UI host (default 127.0.0.1)")
+    dev.add_argument("--sandbox-size", default=DEMO_SIZE, help="sandbox size without a key")
+    commands.add_parser("check-freshness", help="run the freshness checks; exit 1 if stale")
+    sandbox = commands.add_parser("sandbox", help="serve the local fake Split Admin API")
+    add_sandbox_arguments(sandbox)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "sandbox":
+            from analytics_assets.sandbox.cli import run_sandbox
+
+            return run_sandbox(args)
+        if args.command == "sync":
+            return command_sync(args)
+        if args.command == "demo":
+            return command_demo(args)
+        if args.command == "dev":
+            return command_dev(args)
+        if args.command == "check-freshness":
+            return command_check_freshness()
+    except SplitSourceError as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        return 2
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]")
+        return 130
+    return 2
+
+
+def _split_list(value: str | None) -> tuple[str, ...] | None:
+    if not value:
+        return None
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+class _LiveRequests:
+    """A one-line live view of the API requests made by this process."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.last_table = ""
+        self._status = console.status("starting", spinner="dots")
+
+    def __call__(self, table: str) -> None:
+        self.count += 1
+        self.last_table = table
+        if self.count % 10 == 0 or self.count < 10:
+            self._status.update(f"{self.count} API requests (now: {table})")
+
+    def __enter__(self) -> _LiveRequests:
+        from analytics_assets.split_source.client import add_request_listener
+
+        self._remove = add_request_listener(self)
+        self._status.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._status.__exit__(None, None, None)
+        self._remove()
+
+
+def command_sync(args: argparse.Namespace) -> int:
+    from analytics_assets.dagster_layer.sync import (
+        SyncFailed,
+        SyncOptions,
+        current_row_counts,
+        run_sync,
+    )
+    from analytics_assets.split_source import TABLES
+
+    options = SyncOptions(
+        tables=_split_list(args.select),
+        workspaces=tuple(args.workspace) if args.workspace else None,
+        environments=tuple(args.environment) if args.environment else None,
+    )
+    from analytics_assets.definitions import defs
+
+    try:
+        with _LiveRequests():
+            report = run_sync(defs, options, progress=lambda m: console.print(f"  {m}"))
+    except SyncFailed as exc:
+        console.print(f"[bold red]sync failed:[/] {exc}", highlight=False)
+        return 1
+    counts = current_row_counts([t for t in TABLES if t in report.tables])
+    table = Table(title="analytics-assets sync", show_lines=False)
+    for column in ("table", "rows now", "loaded", "partitions", "requests"):
+        table.add_column(column, justify="left" if column == "table" else "right")
+    for name in TABLES:
+        if name not in report.tables:
+            continue
+        summary = report.tables[name]
+        table.add_row(
+            name,
+            str(counts.get(name, "?")),
+            str(summary.rows_loaded),
+            str(summary.partitions or "-"),
+            str(summary.requests),
+        )
+    out.print(table)
+    out.print(
+        f"{len(report.runs)} Dagster runs, {report.requests} API requests, {report.retries}"
+        f" retries, {report.rate_limited} rate-limited (429), {report.seconds:.1f}s",
+        highlight=False,
+    )
+    return 0
+
+
+def _sandbox_health(port: int) -> bool:
+    import requests
+
+    try:
+        return requests.get(f"http://127.0.0.1:{port}/_sandbox/health", timeout=1).ok
+    except requests.RequestException:
+        return False
+
+
+def _start_sandbox(size: str, port: int):  # type: ignore[no-untyped-def]
+    """A sandbox on the port the Dagster resource expects without a key (reused if up)."""
+    from analytics_assets.sandbox.process import SandboxProcess
+
+    if _sandbox_health(port):
+        console.print(f"Using the sandbox already serving on port {port}.")
+        return None
+    sandbox = SandboxProcess(size=size, port=port)
+    sandbox.start()
+    console.print(f"Sandbox Split Admin API ({size}) at {sandbox.base_url}")
+    return sandbox
+
+
+def command_demo(args: argparse.Namespace) -> int:
+    if os.environ.get("SPLIT_API_KEY"):
+        console.print(
+            "[yellow]SPLIT_API_KEY is set; the demo ignores it and uses the local sandbox.[/]"
+        )
+        os.environ.pop("SPLIT_API_KEY")
+    os.environ.pop("SPLIT_API_BASE_URL", None)
+    if args.port != SANDBOX_PORT:
+        os.environ["SPLIT_API_BASE_URL"] = f"http://127.0.0.1:{args.port}/internal/api"
+    sandbox = _start_sandbox(args.size, args.port)
+    try:
+        code = command_sync(argparse.Namespace(select=None, workspace=None, environment=None))
+    finally:
+        if sandbox is not None:
+            sandbox.stop()
+    if code == 0:
+        from analytics_assets.warehouse import WarehouseSettings
+
+        out.print(
+            f"\nLoaded into {WarehouseSettings.from_environment().describe()}.\n"
+            "Open the Dagster UI on this result:  analytics-assets dev   (then browse"
+            " http://127.0.0.1:3000)\n"
+            "Query it:  duckdb data/split.duckdb \"SELECT * FROM split.feature_flags LIMIT 5\"",
+            highlight=False,
+        )
+    return code
+
+
+def command_dev(args: argparse.Namespace) -> int:
+    from analytics_assets.dagster_layer.instance import ensure_instance_home
+
+    home = ensure_instance_home()
+    sandbox = None
+    if not os.environ.get("SPLIT_API_KEY"):
+        sandbox = _start_sandbox(args.sandbox_size, SANDBOX_PORT)
+    command = [
+        sys.executable,
+        "-m",
+        "dagster",
+        "dev",
+        "-w",
+        str(PROJECT_ROOT / "workspace.yaml"),
+        "-h",
+        args.host,
+        "-p",
+        str(args.port),
+    ]
+    console.print(f"Dagster UI: http://{args.host}:{args.port}  (instance: {home})")
+    process = subprocess.Popen(command, cwd=PROJECT_ROOT)
+    stopping = threading.Event()
+
+    def forward(signum: int, _frame: object) -> None:
+        stopping.set()
+        process.send_signal(signal.SIGINT)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    try:
+        while process.poll() is None:
+            time.sleep(0.5)
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            process.wait(timeout=30)
+        if sandbox is not None:
+            sandbox.stop()
+    return 0 if stopping.is_set() else process.returncode
+
+
+def command_check_freshness() -> int:
+    from dagster import AssetCheckEvaluation, DagsterEventType
+
+    from analytics_assets.dagster_layer.instance import get_instance
+    from analytics_assets.definitions import defs
+
+    instance = get_instance()
+    job = defs.resolve_job_def("split_freshness_checks")
+    result = job.execute_in_process(
+        instance=instance,
+        raise_on_error=False,
+        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+    )
+    table = Table(title="freshness checks")
+    table.add_column("asset")
+    table.add_column("check")
+    table.add_column("result")
+    failed = 0
+    for event in result.all_events:
+        if event.event_type != DagsterEventType.ASSET_CHECK_EVALUATION:
+            continue
+        evaluation: AssetCheckEvaluation = event.event_specific_data  # type: ignore[assignment]
+        if not evaluation.passed:
+            failed += 1
+        table.add_row(
+            evaluation.asset_key.to_user_string(),
+            evaluation.check_name,
+            "[green]pass[/]" if evaluation.passed else "[red]STALE[/]",
+        )
+    out.print(table)
+    if not result.success or failed:
+        console.print(f"[red]{failed} asset(s) are stale.[/] Run `analytics-assets sync`.")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,271 @@
+"""``analytics-assets sync``: materialize the whole graph through Dagster, every partition.
+
+Runs go into the persistent instance (so they show in the UI) and use the same jobs the
+sensors and schedules launch:
+
+1. the organisation assets (workspaces and environments are always refreshed: they define
+   the partitions);
+2. the partitions are brought in step with those listings (the sensors' own bookkeeping);
+3. the workspace partitions, then the environment partitions, one run per contiguous range
+   (a single dlt run each, thanks to the single-run backfill policy).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dagster import DagsterEventType, DagsterInstance, Definitions
+
+from analytics_assets.dagster_layer.instance import ensure_instance_home
+from analytics_assets.dagster_layer.partitions import (
+    ENVIRONMENTS_KEY,
+    WORKSPACES_KEY,
+    contiguous_ranges,
+    diff_listing,
+    environment_partitions,
+    latest_listing,
+    workspace_partitions,
+)
+from analytics_assets.dagster_layer.sensors import PARTITION_RANGE_END, PARTITION_RANGE_START
+from analytics_assets.dagster_layer.translator import (
+    ENVIRONMENT_TABLES,
+    ORGANISATION_TABLES,
+    WORKSPACE_TABLES,
+    asset_key,
+)
+from analytics_assets.split_source import TABLES, SplitConfigurationError
+
+QUIET_LOGGERS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+class SyncFailed(Exception):
+    """A run failed; the message is the failure as the user should read it."""
+
+
+@dataclass
+class TableSummary:
+    table: str
+    rows_loaded: int = 0
+    requests: int = 0
+    partitions: int = 0
+
+
+@dataclass
+class SyncReport:
+    runs: list[str] = field(default_factory=list)
+    tables: dict[str, TableSummary] = field(default_factory=dict)
+    requests: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    seconds: float = 0.0
+
+    def table(self, name: str) -> TableSummary:
+        return self.tables.setdefault(name, TableSummary(name))
+
+
+@dataclass(frozen=True)
+class SyncOptions:
+    tables: tuple[str, ...] | None = None
+    workspaces: tuple[str, ...] | None = None
+    environments: tuple[str, ...] | None = None
+
+
+@contextmanager
+def exclusive_sync(home: Path) -> Iterator[None]:
+    """One sync per instance at a time; a second one refuses with a clear message."""
+    lock_path = home / "analytics-assets-sync.lock"
+    with open(lock_path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            raise SplitConfigurationError(
+                f"Another analytics-assets sync is running on this instance ({home}, pid"
+                f" {holder}). Wait for it to finish; runs from the UI wait for each other too."
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _resolve(names: Sequence[str], listing: Sequence[dict[str, Any]], kind: str) -> list[str]:
+    """Map ids or names given on the command line to ids, failing on unknown ones."""
+    by_id = {e["id"]: e for e in listing}
+    by_name: dict[str, list[str]] = {}
+    for e in listing:
+        by_name.setdefault(str(e.get("name")), []).append(e["id"])
+    resolved = []
+    for name in names:
+        if name in by_id:
+            resolved.append(name)
+        elif len(by_name.get(name, [])) == 1:
+            resolved.append(by_name[name][0])
+        else:
+            known = ", ".join(f"{e.get('name')} ({e['id']})" for e in listing) or "none"
+            problem = "is ambiguous" if by_name.get(name) else "does not exist"
+            raise SplitConfigurationError(f"{kind} {name!r} {problem}. Known {kind}s: {known}.")
+    return resolved
+
+
+def _update_partitions(
+    instance: DagsterInstance, listing: Sequence[dict[str, Any]], partitions_def: Any
+) -> list[str]:
+    existing = list(instance.get_dynamic_partitions(partitions_def.name))
+    changes = diff_listing(existing, listing, None)
+    for key in changes.deleted:
+        instance.delete_dynamic_partition(partitions_def.name, key)
+    if changes.added:
+        instance.add_dynamic_partitions(partitions_def.name, list(changes.added))
+    return list(instance.get_dynamic_partitions(partitions_def.name))
+
+
+def run_sync(
+    defs: Definitions,
+    options: SyncOptions = SyncOptions(),
+    progress: Callable[[str], None] = print,
+) -> SyncReport:
+    """Materialize the selected part of the graph; raises SyncFailed on a failed run."""
+    home = ensure_instance_home()
+    instance = DagsterInstance.get()
+    selected = set(options.tables or TABLES)
+    unknown = selected - set(TABLES)
+    if unknown:
+        raise SplitConfigurationError(
+            f"Unknown table(s) {', '.join(sorted(unknown))}. Tables: {', '.join(TABLES)}."
+        )
+    report = SyncReport()
+    started = time.monotonic()
+    with exclusive_sync(home):
+        org_tables = [t for t in ORGANISATION_TABLES if t in selected]
+        org_tables = list(dict.fromkeys(["workspaces", "environments", *org_tables]))
+        _run(defs, instance, "split_organisation_refresh", org_tables, None, report, progress)
+
+        workspace_listing = latest_listing(instance, WORKSPACES_KEY) or []
+        environment_listing = latest_listing(instance, ENVIRONMENTS_KEY) or []
+        workspace_keys = _update_partitions(instance, workspace_listing, workspace_partitions)
+        environment_keys = _update_partitions(
+            instance, environment_listing, environment_partitions
+        )
+
+        wanted_workspaces = (
+            _resolve(options.workspaces, workspace_listing, "workspace")
+            if options.workspaces
+            else workspace_keys
+        )
+        wanted_environments = environment_keys
+        if options.environments:
+            wanted_environments = _resolve(options.environments, environment_listing, "environment")
+        elif options.workspaces:
+            wanted_environments = [
+                e["id"] for e in environment_listing if e["workspace_id"] in wanted_workspaces
+            ]
+
+        for job_name, tables, keys, wanted in (
+            ("split_workspace_refresh", WORKSPACE_TABLES, workspace_keys, wanted_workspaces),
+            ("split_environment_refresh", ENVIRONMENT_TABLES, environment_keys, wanted_environments),
+        ):
+            job_tables = [t for t in tables if t in selected]
+            if options.environments and job_name == "split_workspace_refresh":
+                continue  # an environment selection refreshes environment tables only
+            if not job_tables or not wanted:
+                continue
+            for start, end in contiguous_ranges(keys, wanted):
+                _run(defs, instance, job_name, job_tables, (start, end), report, progress)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _run(
+    defs: Definitions,
+    instance: DagsterInstance,
+    job_name: str,
+    tables: Sequence[str],
+    partition_range: tuple[str, str] | None,
+    report: SyncReport,
+    progress: Callable[[str], None],
+) -> None:
+    job = defs.resolve_job_def(job_name)
+    tags = {"split/launched_by": "analytics-assets sync"}
+    label = job_name
+    if partition_range:
+        tags[PARTITION_RANGE_START], tags[PARTITION_RANGE_END] = partition_range
+        label += f" [{partition_range[0]} .. {partition_range[1]}]"
+    progress(f"Running {label}: {', '.join(tables)}")
+    result = job.execute_in_process(
+        instance=instance,
+        asset_selection=[asset_key(t) for t in tables],
+        tags=tags,
+        run_config=QUIET_LOGGERS,
+        raise_on_error=False,
+    )
+    report.runs.append(result.run_id)
+    seen_tables: set[str] = set()
+    for event in result.all_events:
+        if event.event_type != DagsterEventType.ASSET_MATERIALIZATION:
+            continue
+        materialization = event.step_materialization_data.materialization
+        metadata = {k: getattr(v, "value", v) for k, v in materialization.metadata.items()}
+        table = materialization.asset_key.path[-1]
+        summary = report.table(table)
+        summary.partitions += 1 if materialization.partition else 0
+        # A range run's one result is recorded once per partition: count it once.
+        if table in seen_tables:
+            continue
+        if not seen_tables:
+            report.requests += int(metadata.get("split/run_requests", 0))
+            report.retries += int(metadata.get("split/run_retries", 0))
+            report.rate_limited += int(metadata.get("split/run_rate_limited", 0))
+        seen_tables.add(table)
+        summary.rows_loaded += int(metadata.get("rows_loaded", 0) or 0)
+        summary.requests += int(metadata.get("split/requests", 0))
+    if not result.success:
+        raise SyncFailed(_failure_message(result, label))
+    progress(f"Finished {label} ({result.run_id[:8]})")
+
+
+def _failure_message(result: Any, label: str) -> str:
+    for event in result.all_events:
+        if event.event_type == DagsterEventType.STEP_FAILURE:
+            error = event.step_failure_data.error
+            user_message = (
+                event.step_failure_data.user_failure_data.description
+                if event.step_failure_data.user_failure_data
+                else None
+            )
+            return f"{label} failed: {user_message or (error.message.strip() if error else 'unknown error')}"
+    return f"{label} failed (run {result.run_id}); see the run in the UI for details."
+
+
+def current_row_counts(tables: Sequence[str]) -> dict[str, int | None]:
+    """Rows now in each table (current versions for history tables), for the summary."""
+    from analytics_assets.split_source import ENDPOINTS_BY_TABLE
+    from analytics_assets.warehouse import WarehouseSettings, make_pipeline, writer_lock
+
+    warehouse = WarehouseSettings.from_environment()
+    counts: dict[str, int | None] = {}
+    with writer_lock(warehouse):
+        pipeline = make_pipeline(warehouse)
+        with pipeline.sql_client() as client:
+            for table in tables:
+                where = "WHERE _dlt_valid_to IS NULL" if ENDPOINTS_BY_TABLE[table].history else ""
+                try:
+                    name = client.make_qualified_table_name(table)
+                    counts[table] = client.execute_sql(f"SELECT count(*) FROM {name} {where}")[0][0]
+                except Exception:
+                    counts[table] = None
+    return counts
+
+
