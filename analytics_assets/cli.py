@@ -16,10 +16,13 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 
 # dlt reports anonymous usage by default; a data pipeline should not phone home unasked.
 os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
+# dlt warns about every column that is null in one load; the summary says what matters.
+os.environ.setdefault("RUNTIME__LOG_LEVEL", "ERROR")
 
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
@@ -78,8 +81,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_library_warnings() -> None:
+    """Dagster's preview/supersession notices are for developers of this project, not users."""
+    import dagster
+
+    for category in (dagster.PreviewWarning, dagster.BetaWarning, dagster.SupersessionWarning):
+        warnings.filterwarnings("ignore", category=category)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _quiet_library_warnings()
     try:
         if args.command == "sandbox":
             from analytics_assets.sandbox.cli import run_sandbox
@@ -224,7 +237,7 @@ def command_demo(args: argparse.Namespace) -> int:
             f"\nLoaded into {WarehouseSettings.from_environment().describe()}.\n"
             "Open the Dagster UI on this result:  analytics-assets dev   (then browse"
             " http://127.0.0.1:3000)\n"
-            "Query it:  duckdb data/split.duckdb \"SELECT * FROM split.feature_flags LIMIT 5\"",
+            "Query it:  duckdb data/analytics.duckdb \"SELECT * FROM split.feature_flags LIMIT 5\"",
             highlight=False,
         )
     return code

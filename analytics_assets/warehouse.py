@@ -5,7 +5,7 @@
                            motherduck, ...); default ``duckdb``. Credentials come from standard
                            dlt configuration (``.dlt/secrets.toml`` or ``DESTINATION__...``).
 ``ANALYTICS_DUCKDB_PATH``  The DuckDB file for the default destination; default
-                           ``data/split.duckdb`` (relative to the working directory).
+                           ``data/analytics.duckdb`` (relative to the working directory).
 ``ANALYTICS_DATASET``      The dataset (schema) name; default ``split``.
 =========================  ======================================================================
 """
@@ -30,7 +30,7 @@ from analytics_assets.split_source.errors import SplitConfigurationError
 logger = logging.getLogger("analytics_assets.warehouse")
 
 PIPELINE_NAME = "split"
-DEFAULT_DUCKDB_PATH = "data/split.duckdb"
+DEFAULT_DUCKDB_PATH = "data/analytics.duckdb"
 DEFAULT_DATASET = "split"
 # Destinations that allow one writer process at a time: Dagster serializes their writers.
 SINGLE_WRITER_DESTINATIONS = frozenset({"duckdb"})
@@ -65,6 +65,12 @@ class WarehouseSettings:
 
     def validate(self) -> None:
         """Fail at once, with the choices, on a destination dlt does not know."""
+        if self.destination_type == "duckdb" and Path(self.duckdb_path).stem == self.dataset:
+            # DuckDB names the catalog after the file; a schema of the same name is ambiguous.
+            raise SplitConfigurationError(
+                f"ANALYTICS_DUCKDB_PATH={self.duckdb_path!r} and ANALYTICS_DATASET={self.dataset!r}"
+                " share a name, which DuckDB cannot tell apart; rename the file or the dataset."
+            )
         try:
             Destination.from_reference(self.destination)
         except Exception:

@@ -59,7 +59,7 @@ class WarehouseResource(ConfigurableResource):
     """Where dlt loads: destination, DuckDB file and dataset (ANALYTICS_* variables)."""
 
     destination: str = "duckdb"
-    duckdb_path: str = "data/split.duckdb"
+    duckdb_path: str = "data/analytics.duckdb"
     dataset: str = "split"
 
     def settings(self) -> WarehouseSettings:

@@ -183,7 +183,8 @@ def run_sync(
             if not job_tables or not wanted:
                 continue
             for start, end in contiguous_ranges(keys, wanted):
-                _run(defs, instance, job_name, job_tables, (start, end), report, progress)
+                count = keys.index(end) - keys.index(start) + 1
+                _run(defs, instance, job_name, job_tables, (start, end), report, progress, count)
     report.seconds = time.monotonic() - started
     return report
 
@@ -196,13 +197,14 @@ def _run(
     partition_range: tuple[str, str] | None,
     report: SyncReport,
     progress: Callable[[str], None],
+    partition_count: int = 0,
 ) -> None:
     job = defs.resolve_job_def(job_name)
     tags = {"split/launched_by": "analytics-assets sync"}
     label = job_name
     if partition_range:
         tags[PARTITION_RANGE_START], tags[PARTITION_RANGE_END] = partition_range
-        label += f" [{partition_range[0]} .. {partition_range[1]}]"
+        label += f" ({partition_count} partition{'s' if partition_count != 1 else ''})"
     progress(f"Running {label}: {', '.join(tables)}")
     result = job.execute_in_process(
         instance=instance,

@@ -16,7 +16,7 @@ import dlt
 from analytics_assets.split_source import RequestStats, SplitSettings, split_source
 
 
-def load_split(duckdb_path: str = "data/split.duckdb", dataset: str = "split") -> None:
+def load_split(duckdb_path: str = "data/analytics.duckdb", dataset: str = "split") -> None:
     stats = RequestStats()
     pipeline = dlt.pipeline(
         pipeline_name="split",
