@@ -1,0 +1,58 @@
+"""Shared fixtures: sandboxes over real HTTP, and an isolated project directory per test."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
+
+from analytics_assets.sandbox.process import SandboxProcess  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_sandbox() -> Iterator[SandboxProcess]:
+    """A read-only tiny sandbox shared by tests that do not change its state."""
+    with SandboxProcess(size="tiny") as sandbox:
+        yield sandbox
+
+
+@pytest.fixture(scope="session")
+def demo_sandbox() -> Iterator[SandboxProcess]:
+    with SandboxProcess(size="demo") as sandbox:
+        yield sandbox
+
+
+@pytest.fixture
+def sandbox_factory() -> Iterator:
+    """Start sandboxes with custom options; all are stopped (by PID) after the test."""
+    started: list[SandboxProcess] = []
+
+    def start(**options: object) -> SandboxProcess:
+        sandbox = SandboxProcess(**options)  # type: ignore[arg-type]
+        sandbox.start()
+        started.append(sandbox)
+        return sandbox
+
+    yield start
+    for sandbox in started:
+        sandbox.stop()
+
+
+@pytest.fixture
+def project_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An isolated working directory: its own DuckDB file and Dagster instance."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    monkeypatch.setenv("ANALYTICS_DUCKDB_PATH", str(tmp_path / "warehouse.duckdb"))
+    monkeypatch.delenv("ANALYTICS_DESTINATION", raising=False)
+    monkeypatch.delenv("ANALYTICS_DATASET", raising=False)
+    for name in list(os.environ):
+        if name.startswith("SPLIT_"):
+            monkeypatch.delenv(name)
+    # Fast retries in tests; the production default keeps the original config's factor 2.
+    monkeypatch.setenv("SPLIT_BACKOFF_FACTOR", "0.05")
+    return tmp_path
