@@ -138,7 +138,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         params={"workspace_id": "{workspace_id}"},
         pagination="marker",
         # contract §2.8: the array key has varied across API versions.
-        records="data|objects|items",
+        records="data,objects,items",
         page_size=200,
         primary_key=("workspace_id", "id"),
         scope="workspace",

@@ -18,8 +18,6 @@ A run replaces its scopes atomically and never touches other workspaces or envir
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -51,9 +49,6 @@ from analytics_assets.split_source.settings import (
 logger = logging.getLogger("analytics_assets.split_source")
 
 SOURCE_NAME = "split"
-# Versions of a definition differ only when its targeting does: the time of the last
-# impression changes constantly and alone must not create a new version.
-VOLATILE_DEFINITION_FIELDS = frozenset({"lastTrafficReceivedAt"})
 
 
 @dataclass(frozen=True)
@@ -162,23 +157,12 @@ def _rename_parent_fields(mapping: dict[str, str]) -> Callable[[dict[str, Any]],
     return rename
 
 
-def _definition_version(record: dict[str, Any]) -> dict[str, Any]:
-    stable = {k: v for k, v in record.items() if k not in VOLATILE_DEFINITION_FIELDS}
-    digest = hashlib.sha256(
-        json.dumps(stable, sort_keys=True, default=str).encode("utf-8")
-    ).hexdigest()
-    record["_definition_version"] = digest
-    return record
-
-
 def _write_disposition(endpoint: Endpoint, scope: SyncScope) -> dict[str, Any]:
     disposition: dict[str, Any] = {
         "disposition": "merge",
         "strategy": "scd2" if endpoint.history else "delete-insert",
         "destination_scope": scope.destination_scope(endpoint),
     }
-    if endpoint.history:
-        disposition["row_version_column_name"] = "_definition_version"
     return disposition
 
 
@@ -261,8 +245,9 @@ def _resource_config(endpoint: Endpoint, scope: SyncScope, settings: SplitSettin
         config["processing_steps"] = [{"map": _rename_parent_fields(parent_fields)}]
         config["parallelized"] = True
     if endpoint.history:
-        config["processing_steps"].append({"map": _definition_version})
-        # Targeting rules and treatments stay whole JSON documents in each version's row.
+        # Targeting rules and treatments stay whole JSON documents in each version's row, so
+        # a version is one row. dlt's row hash covers every field: any change in Split
+        # (including lastTrafficReceivedAt) makes a new version, and the current one is exact.
         config["max_table_nesting"] = 0
     return config
 
