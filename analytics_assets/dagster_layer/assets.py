@@ -48,6 +48,7 @@ from analytics_assets.split_source import (
     SyncScope,
     split_source,
 )
+from analytics_assets.split_source.errors import find_split_error
 from analytics_assets.warehouse import (
     WarehouseSettings,
     make_pipeline,
@@ -70,17 +71,6 @@ _DEFINITION_PIPELINE = make_pipeline(
 
 def _definition_source(scope: SyncScope, tables: Sequence[str]) -> Any:
     return split_source(_DEFINITION_SETTINGS, scope).with_resources(*tables)
-
-
-def _root_cause(exc: BaseException) -> BaseException:
-    seen = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, SplitSourceError):
-            return current
-        current = getattr(current, "exception", None) or current.__cause__ or current.__context__
-    return exc
 
 
 def _listing(pipeline: Any, table: str) -> list[dict[str, Any]]:
@@ -130,8 +120,8 @@ def run_split_load(
     except Failure:
         raise
     except Exception as exc:
-        cause = _root_cause(exc)
-        if isinstance(cause, SplitSourceError):
+        cause = find_split_error(exc)
+        if cause is not None:
             raise Failure(
                 description=str(cause),
                 metadata={"split/requests": stats.requests, "split/retries": stats.retries},

@@ -35,3 +35,15 @@ class SplitNotFoundError(SplitApiError):
 
 class SplitUnavailableError(SplitApiError):
     """Transport failures, 5xx or 429 that outlasted every retry, or an unreachable host."""
+
+
+def find_split_error(exc: BaseException) -> SplitSourceError | None:
+    """The SplitSourceError inside an exception chain (dlt wraps extraction errors twice)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, SplitSourceError):
+            return current
+        current = getattr(current, "exception", None) or current.__cause__ or current.__context__
+    return None
