@@ -161,11 +161,11 @@ def command_sync(args: argparse.Namespace) -> int:
         workspaces=tuple(args.workspace) if args.workspace else None,
         environments=tuple(args.environment) if args.environment else None,
     )
-    from analytics_assets.definitions import defs
+    from analytics_assets.definitions import build_definitions
 
     try:
         with _LiveRequests():
-            report = run_sync(defs, options, progress=lambda m: console.print(f"  {m}"))
+            report = run_sync(build_definitions(), options, progress=lambda m: console.print(f"  {m}"))
     except SyncFailed as exc:
         console.print(f"[bold red]sync failed:[/] {exc}", highlight=False)
         return 1
@@ -288,10 +288,10 @@ def command_check_freshness() -> int:
     from dagster import AssetCheckEvaluation, DagsterEventType
 
     from analytics_assets.dagster_layer.instance import get_instance
-    from analytics_assets.definitions import defs
+    from analytics_assets.definitions import build_definitions
 
     instance = get_instance()
-    job = defs.resolve_job_def("split_freshness_checks")
+    job = build_definitions().resolve_job_def("split_freshness_checks")
     result = job.execute_in_process(
         instance=instance,
         raise_on_error=False,

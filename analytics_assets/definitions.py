@@ -14,17 +14,23 @@ from analytics_assets.dagster_layer.resources import (
 from analytics_assets.dagster_layer.schedules import SPLIT_SCHEDULES
 from analytics_assets.dagster_layer.sensors import SPLIT_SENSORS
 
-defs = with_freshness_policies(
-    Definitions(
-        assets=list(SPLIT_ASSETS),
-        asset_checks=[*QUALITY_CHECKS, *FRESHNESS_CHECKS],
-        jobs=list(SPLIT_JOBS),
-        sensors=list(SPLIT_SENSORS),
-        schedules=list(SPLIT_SCHEDULES),
-        resources={
-            "dlt": DagsterDltResource(),
-            "split_api": split_api_from_environment(),
-            "warehouse": warehouse_from_environment(),
-        },
+
+def build_definitions() -> Definitions:
+    """The code location, with resources bound to the current environment variables."""
+    return with_freshness_policies(
+        Definitions(
+            assets=list(SPLIT_ASSETS),
+            asset_checks=[*QUALITY_CHECKS, *FRESHNESS_CHECKS],
+            jobs=list(SPLIT_JOBS),
+            sensors=list(SPLIT_SENSORS),
+            schedules=list(SPLIT_SCHEDULES),
+            resources={
+                "dlt": DagsterDltResource(),
+                "split_api": split_api_from_environment(),
+                "warehouse": warehouse_from_environment(),
+            },
+        )
     )
-)
+
+
+defs = build_definitions()

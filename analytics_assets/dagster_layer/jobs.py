@@ -1,11 +1,14 @@
-"""Asset jobs, one per partitioning; sensors, schedules and the CLI launch these."""
+"""Asset jobs, one per partitioning; sensors, schedules and the CLI launch these.
+
+Their partitioning is inferred from the selected assets (dynamic workspace / environment
+partitions for the two partitioned groups).
+"""
 
 from __future__ import annotations
 
 from dagster import AssetSelection, define_asset_job
 
 from analytics_assets.dagster_layer.checks import FRESHNESS_CHECKS
-from analytics_assets.dagster_layer.partitions import environment_partitions, workspace_partitions
 
 organisation_job = define_asset_job(
     "split_organisation_refresh",
@@ -15,13 +18,11 @@ organisation_job = define_asset_job(
 workspace_job = define_asset_job(
     "split_workspace_refresh",
     selection=AssetSelection.groups("split_workspace"),
-    partitions_def=workspace_partitions,
     description="Tables per workspace, for the selected workspace partitions.",
 )
 environment_job = define_asset_job(
     "split_environment_refresh",
     selection=AssetSelection.groups("split_environment"),
-    partitions_def=environment_partitions,
     description="Tables per environment, for the selected environment partitions.",
 )
 

@@ -11,21 +11,22 @@ from typing import Any
 from dagster import DefaultScheduleStatus, RunRequest, ScheduleEvaluationContext, schedule
 
 from analytics_assets.dagster_layer.jobs import environment_job, organisation_job, workspace_job
+from analytics_assets.dagster_layer.partitions import environment_partitions, workspace_partitions
 from analytics_assets.dagster_layer.policies import CADENCES, Cadence
 from analytics_assets.dagster_layer.sensors import range_run_requests
 from analytics_assets.dagster_layer.translator import GROUP_BY_TABLE, asset_key
 
 _JOB_BY_GROUP = {
-    "split_organisation": organisation_job,
-    "split_workspace": workspace_job,
-    "split_environment": environment_job,
+    "split_organisation": (organisation_job, None),
+    "split_workspace": (workspace_job, workspace_partitions),
+    "split_environment": (environment_job, environment_partitions),
 }
 
 
 def _refresh_schedule(cadence: Cadence) -> Any:
     groups = {GROUP_BY_TABLE[t] for t in cadence.tables}
     assert len(groups) == 1, "a cadence covers tables of one partitioning"
-    job = _JOB_BY_GROUP[groups.pop()]
+    job, partitions_def = _JOB_BY_GROUP[groups.pop()]
     keys = [asset_key(t) for t in cadence.tables]
 
     @schedule(
@@ -36,7 +37,6 @@ def _refresh_schedule(cadence: Cadence) -> Any:
         description=f"Refreshes {', '.join(cadence.tables)} ({cadence.cron}).",
     )
     def refresh(context: ScheduleEvaluationContext):
-        partitions_def = job.partitions_def
         if partitions_def is None:
             return RunRequest(asset_selection=keys)
         all_keys = list(context.instance.get_dynamic_partitions(partitions_def.name))

@@ -11,6 +11,7 @@ service.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -19,6 +20,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -95,6 +97,8 @@ class SandboxProcess:
             self._options.append("--retry-after")
         self._options += ["--log-level", log_level]
         self.log_path = Path(log_path) if log_path else None
+        self._owns_log = False
+        """True when the log is a temporary file of ours, removed after a clean run."""
         self._log_file: IO[bytes] | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._session = requests.Session()
@@ -111,6 +115,7 @@ class SandboxProcess:
             handle, name = tempfile.mkstemp(prefix="sandbox-", suffix=".log")
             os.close(handle)
             self.log_path = Path(name)
+            self._owns_log = True
         self._log_file = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         command = [
             sys.executable,
@@ -135,10 +140,11 @@ class SandboxProcess:
             if match is None:
                 raise SandboxStartError(f"unexpected sandbox banner: {line!r}")
             self.root_url = match.group("root")
+            self._drain_stdout()
             self.base_url = self.root_url + API_PREFIX
             self._wait_healthy()
         except BaseException:
-            self.stop()
+            self.stop(keep_log=True)
             raise
         return self
 
@@ -172,6 +178,18 @@ class SandboxProcess:
             )
         return buffer.split(b"\n", 1)[0].decode()
 
+    def _drain_stdout(self) -> None:
+        """Keep reading stdout after the banner, so a chatty server can never block on it."""
+        assert self._process is not None and self._process.stdout is not None
+        stream = self._process.stdout
+
+        def drain() -> None:
+            with contextlib.suppress(OSError, ValueError):
+                while os.read(stream.fileno(), 65536):
+                    pass
+
+        threading.Thread(target=drain, name="sandbox-stdout", daemon=True).start()
+
     def _wait_healthy(self) -> None:
         deadline = time.monotonic() + self.startup_timeout
         while True:
@@ -184,8 +202,11 @@ class SandboxProcess:
                 raise SandboxStartError(f"sandbox at {self.root_url} never became healthy")
             time.sleep(0.05)
 
-    def stop(self, timeout: float = 10.0) -> int | None:
-        """SIGTERM the server (by pid), SIGKILL after ``timeout`` s; the exit status."""
+    def stop(self, timeout: float = 10.0, keep_log: bool = False) -> int | None:
+        """SIGTERM the server (by pid), SIGKILL after ``timeout`` s; the exit status.
+
+        A temporary log is removed unless ``keep_log`` or the server did not exit cleanly.
+        """
         process, self._process = self._process, None
         status = None
         if process is not None:
@@ -202,6 +223,9 @@ class SandboxProcess:
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None
+        if self._owns_log and not keep_log and status == 0 and self.log_path is not None:
+            self.log_path.unlink(missing_ok=True)
+            self._owns_log = False
         self._session.close()
         return status
 

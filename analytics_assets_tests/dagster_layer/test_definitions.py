@@ -1,0 +1,78 @@
+"""The code location loads, and its graph is what the snapshot says (keys, deps, partitions)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from dagster import Definitions
+
+from analytics_assets.definitions import build_definitions
+from analytics_assets.split_source import TABLES
+
+SNAPSHOT = Path(__file__).with_name("asset_graph_snapshot.json")
+
+
+def graph_snapshot(defs: Definitions) -> dict:
+    graph = defs.resolve_asset_graph()
+    snapshot = {}
+    for key in sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string()):
+        node = graph.get(key)
+        partitions = node.partitions_def
+        snapshot[key.to_user_string()] = {
+            "deps": sorted(k.to_user_string() for k in node.parent_keys),
+            "group": node.group_name,
+            "partitions": getattr(partitions, "name", None) if partitions else None,
+            "checks": sorted(c.name for c in graph.get_check_keys_for_assets([key])),
+        }
+    return snapshot
+
+
+def test_definitions_validate():
+    defs = build_definitions()
+    Definitions.validate_loadable(defs)
+
+
+def test_asset_graph_matches_snapshot():
+    """Any change to keys, deps, groups, partitions or checks shows up here in review.
+
+    To accept an intended change: ANALYTICS_UPDATE_SNAPSHOT=1 pytest -k snapshot
+    """
+    import os
+
+    actual = graph_snapshot(build_definitions())
+    if os.environ.get("ANALYTICS_UPDATE_SNAPSHOT") or not SNAPSHOT.exists():
+        SNAPSHOT.write_text(json.dumps(actual, indent=2, sort_keys=True) + "\n")
+    assert actual == json.loads(SNAPSHOT.read_text())
+
+
+def test_one_asset_per_table_with_real_deps_only():
+    graph = build_definitions().resolve_asset_graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert keys == {f"split/{t}" for t in TABLES}
+    for key in graph.get_all_asset_keys():
+        # no phantom `<source>_<resource>` upstream keys: every dep is a real asset
+        assert {p.to_user_string() for p in graph.get(key).parent_keys} <= keys
+
+
+def test_every_asset_is_described_owned_kinded_and_fresh():
+    defs = build_definitions()
+    for spec in defs.resolve_all_asset_specs():
+        assert spec.description and "Natural key" in spec.description, spec.key
+        assert spec.owners == ["team:data-platform"]
+        assert {"dlt", "duckdb"} <= set(spec.kinds)
+        assert spec.freshness_policy is not None, spec.key
+        assert spec.metadata["dagster/table_name"].startswith("split.")
+        assert spec.metadata["dagster/column_schema"].columns
+
+
+def test_sensors_run_by_default_and_schedules_do_not():
+    defs = build_definitions()
+    from dagster import DefaultScheduleStatus, DefaultSensorStatus
+
+    sensors = {s.name: s for s in defs.sensors}
+    assert {"split_workspace_partitions", "split_environment_partitions"} <= set(sensors)
+    assert all(s.default_status == DefaultSensorStatus.RUNNING for s in sensors.values())
+    schedules = list(defs.schedules)
+    assert len(schedules) == 4
+    assert all(s.default_status == DefaultScheduleStatus.STOPPED for s in schedules)

@@ -1,0 +1,72 @@
+"""The key test: an independent crawl reproduces the ground truth, in the minimal requests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from analytics_assets.sandbox import SandboxProcess
+from analytics_assets_tests.sandbox.crawler import NATURAL_KEYS, Crawler, keyed
+
+
+@pytest.fixture(scope="module")
+def demo_sandbox() -> Iterator[SandboxProcess]:
+    with SandboxProcess(size="demo", seed=42) as sandbox:
+        yield sandbox
+
+
+def assert_crawl_matches_truth(sandbox: SandboxProcess) -> dict[str, Any]:
+    truth = sandbox.ground_truth()
+    sandbox.reset_stats()
+    crawled = Crawler(sandbox.base_url).crawl()
+    stats = sandbox.stats()
+
+    assert set(truth["tables"]) == set(NATURAL_KEYS)
+    for table, expected in truth["tables"].items():
+        assert expected["key"] == list(NATURAL_KEYS[table]), table
+        truth_rows = keyed(table, expected["rows"])
+        crawl_rows = keyed(table, crawled[table])
+        assert expected["count"] == len(truth_rows), table
+        assert set(crawl_rows) == set(truth_rows), table
+        mismatched = [key for key, row in truth_rows.items() if crawl_rows[key] != row]
+        assert not mismatched, f"{table}: {len(mismatched)} rows differ, e.g. {mismatched[:2]}"
+
+    minimal = truth["minimal_requests"]
+    assert stats["requests_total"] == minimal["total"]
+    served = {name: entry["requests"] for name, entry in stats["by_endpoint"].items()}
+    assert served == minimal["by_endpoint"]
+    assert all(set(entry["by_status"]) == {"200"} for entry in stats["by_endpoint"].values())
+    assert stats["faults"] == {} and stats["rate_limited"] == 0
+    return truth
+
+
+def test_tiny_crawl_reproduces_truth_in_minimal_requests(tiny_sandbox: SandboxProcess) -> None:
+    truth = assert_crawl_matches_truth(tiny_sandbox)
+    # tiny's totals, so that a change to the data generator is a conscious one.
+    assert truth["minimal_requests"]["by_endpoint"]["feature_flags"] == 5  # 2 + 1 + 1 + 1
+    assert truth["minimal_requests"]["by_endpoint"]["users"] == 3  # 200 ACTIVE = one page
+    assert truth["minimal_requests"]["by_endpoint"]["change_requests"] == 6  # 100 REQUESTED
+
+
+def test_demo_crawl_reproduces_truth_in_minimal_requests(demo_sandbox: SandboxProcess) -> None:
+    truth = assert_crawl_matches_truth(demo_sandbox)
+    counts = {table: info["count"] for table, info in truth["tables"].items()}
+    assert counts["workspaces"] >= 3
+    assert counts["feature_flags"] >= 100
+    assert counts["segments"] >= 30
+    assert 20_000 <= counts["segments_keys"] <= 50_000
+    assert all(n > 0 for n in truth["status_counts"]["users"].values())
+    assert all(n > 0 for n in truth["status_counts"]["change_requests"].values())
+
+
+def test_crawl_after_a_generation_change_matches_the_new_truth(
+    demo_sandbox: SandboxProcess,
+) -> None:
+    demo_sandbox.control(generation=2)
+    try:
+        truth = assert_crawl_matches_truth(demo_sandbox)
+        assert truth["generation"] == 2
+    finally:
+        demo_sandbox.control(generation=0)
