@@ -1,6 +1,7 @@
 """Asset checks: freshness (from the cadences) and data quality (keys and references).
 
-Quality checks read the warehouse through dlt's SQL client. They join the writers' pool and
+Quality checks read the warehouse through dlt's SQL client, one op (and one connection) per
+group of assets, evaluating only the checks a run selected. They join the writers' pool and
 lock, so on DuckDB they never race a load for the file.
 """
 
@@ -10,16 +11,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from dagster import (
+    AssetCheckExecutionContext,
     AssetCheckResult,
     AssetCheckSeverity,
-    asset_check,
+    AssetCheckSpec,
     build_last_update_freshness_checks,
+    multi_asset_check,
 )
 
 from analytics_assets.dagster_layer.assets import POOL
 from analytics_assets.dagster_layer.policies import CADENCES
 from analytics_assets.dagster_layer.resources import WarehouseResource
-from analytics_assets.dagster_layer.translator import asset_key
+from analytics_assets.dagster_layer.translator import GROUP_BY_TABLE, asset_key
 from analytics_assets.split_source import ENDPOINTS
 from analytics_assets.warehouse import make_pipeline, writer_lock
 
@@ -35,7 +38,7 @@ class Reference:
 
     @property
     def name(self) -> str:
-        return f"{self.table}_references_{self.target}"
+        return f"references_{self.target}"
 
 
 REFERENCES: tuple[Reference, ...] = (
@@ -59,88 +62,112 @@ REFERENCES: tuple[Reference, ...] = (
 )
 
 
-def _current(table: str) -> str:
+def _current(table: str, alias: str = "") -> str:
     history = any(e.table == table and e.history for e in ENDPOINTS)
-    return "_dlt_valid_to IS NULL" if history else "1 = 1"
+    return f"{alias}_dlt_valid_to IS NULL" if history else "1 = 1"
 
 
-def _count(warehouse: WarehouseResource, tables: Sequence[str], sql: Callable[..., str]) -> Any:
-    """Run a count query over qualified table names; None when a table is not loaded yet."""
-    settings = warehouse.settings()
-    with writer_lock(settings):
-        pipeline = make_pipeline(settings)
-        with pipeline.sql_client() as client:
-            qualified = [client.make_qualified_table_name(t) for t in tables]
-            for name in qualified:
-                try:
-                    client.execute_sql(f"SELECT 1 FROM {name} LIMIT 1")
-                except Exception:
-                    return None
-            return client.execute_sql(sql(*qualified))[0][0]
+@dataclass(frozen=True)
+class QualityCheck:
+    """One data-quality check: a count of offending rows that must be zero."""
+
+    table: str
+    name: str
+    description: str
+    tables: tuple[str, ...]
+    sql: Callable[..., str]
+    severity: AssetCheckSeverity
+
+    @property
+    def spec(self) -> AssetCheckSpec:
+        return AssetCheckSpec(
+            name=self.name, asset=asset_key(self.table), description=self.description, blocking=False
+        )
 
 
-def _unique_key_check(table: str, key: tuple[str, ...]) -> Any:
+def _unique_key(table: str, key: tuple[str, ...]) -> QualityCheck:
     columns = ", ".join(key)
-
-    @asset_check(
-        asset=asset_key(table),
+    return QualityCheck(
+        table=table,
         name="natural_key_unique",
         description=f"({columns}) identifies exactly one current row.",
-        pool=POOL,
-        blocking=False,
+        tables=(table,),
+        sql=lambda t: f"SELECT count(*) FROM (SELECT {columns} FROM {t} WHERE {_current(table)}"
+        f" GROUP BY {columns} HAVING count(*) > 1) AS duplicates",
+        severity=AssetCheckSeverity.ERROR,
     )
-    def check(warehouse: WarehouseResource) -> AssetCheckResult:
-        duplicates = _count(
-            warehouse,
-            [table],
-            lambda t: f"SELECT count(*) FROM (SELECT {columns} FROM {t} WHERE {_current(table)}"
-            f" GROUP BY {columns} HAVING count(*) > 1) AS duplicates",
-        )
-        if duplicates is None:
-            return AssetCheckResult(passed=False, metadata={"reason": f"{table} is not loaded"})
-        return AssetCheckResult(passed=duplicates == 0, metadata={"duplicate_keys": duplicates})
-
-    return check
 
 
-def _reference_check(reference: Reference) -> Any:
+def _reference(reference: Reference) -> QualityCheck:
     join = " AND ".join(
         f"r.{tc} = s.{c}" for c, tc in zip(reference.columns, reference.target_columns)
     )
-
-    @asset_check(
-        asset=asset_key(reference.table),
-        name=f"references_{reference.target}",
+    return QualityCheck(
+        table=reference.table,
+        name=reference.name,
         description=f"Every row's ({', '.join(reference.columns)}) exists in {reference.target}.",
-        pool=POOL,
-        blocking=False,
-    )
-    def check(warehouse: WarehouseResource) -> AssetCheckResult:
-        orphans = _count(
-            warehouse,
-            [reference.table, reference.target],
-            lambda s, r: f"SELECT count(*) FROM {s} AS s WHERE {_current(reference.table)}"
-            f" AND NOT EXISTS (SELECT 1 FROM {r} AS r WHERE {join}"
-            f" AND {_current(reference.target).replace('_dlt', 'r._dlt')})",
-        )
-        if orphans is None:
-            return AssetCheckResult(
-                passed=True,
-                severity=AssetCheckSeverity.WARN,
-                metadata={"reason": "not all tables are loaded yet"},
-            )
+        tables=(reference.table, reference.target),
+        sql=lambda s, r: f"SELECT count(*) FROM {s} AS s WHERE {_current(reference.table, 's.')}"
+        f" AND NOT EXISTS (SELECT 1 FROM {r} AS r WHERE {join}"
+        f" AND {_current(reference.target, 'r.')})",
         # Between a parent's refresh and its children's, orphans are expected for a while:
         # a warning, not an error.
-        return AssetCheckResult(
-            passed=orphans == 0, severity=AssetCheckSeverity.WARN, metadata={"orphan_rows": orphans}
-        )
-
-    return check
+        severity=AssetCheckSeverity.WARN,
+    )
 
 
-QUALITY_CHECKS = (
-    *(_unique_key_check(e.table, e.primary_key) for e in ENDPOINTS),
-    *(_reference_check(r) for r in REFERENCES),
+QUALITY: tuple[QualityCheck, ...] = (
+    *(_unique_key(e.table, e.primary_key) for e in ENDPOINTS),
+    *(_reference(r) for r in REFERENCES),
+)
+
+
+def _evaluate(client: Any, check: QualityCheck) -> AssetCheckResult:
+    qualified = [client.make_qualified_table_name(t) for t in check.tables]
+    for table, name in zip(check.tables, qualified):
+        try:
+            client.execute_sql(f"SELECT 1 FROM {name} LIMIT 1")
+        except Exception:
+            return AssetCheckResult(
+                asset_key=asset_key(check.table),
+                check_name=check.name,
+                passed=check.severity == AssetCheckSeverity.WARN,
+                severity=check.severity,
+                metadata={"reason": f"{table} is not loaded yet"},
+            )
+    offending = client.execute_sql(check.sql(*qualified))[0][0]
+    return AssetCheckResult(
+        asset_key=asset_key(check.table),
+        check_name=check.name,
+        passed=offending == 0,
+        severity=check.severity,
+        metadata={"offending_rows": offending},
+    )
+
+
+def _group_checks(group: str) -> Any:
+    checks = [c for c in QUALITY if GROUP_BY_TABLE[c.table] == group]
+
+    @multi_asset_check(
+        name=f"{group}_quality",
+        specs=[c.spec for c in checks],
+        can_subset=True,
+        pool=POOL,
+    )
+    def quality(context: AssetCheckExecutionContext, warehouse: WarehouseResource):
+        selected = context.selected_asset_check_keys
+        settings = warehouse.settings()
+        with writer_lock(settings):
+            with make_pipeline(settings).sql_client() as client:
+                for check in checks:
+                    if check.spec.key in selected:
+                        yield _evaluate(client, check)
+
+    return quality
+
+
+QUALITY_CHECKS = tuple(
+    _group_checks(group) for group in ("split_organisation", "split_workspace", "split_environment")
 )
 
 FRESHNESS_CHECKS = tuple(

@@ -347,6 +347,9 @@ def split_source(
     """
     settings = settings or SplitSettings.from_environment()
     scope = scope or SyncScope()
+    # segments_keys is loaded as Arrow; dlt adds _dlt_load_id to Arrow rows only when asked.
+    # Every table then carries the load id, as JSON-normalized tables always do.
+    dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
     session = SplitSession(settings, stats)
     tables = scope.tables()
 
