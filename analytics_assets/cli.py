@@ -34,6 +34,7 @@ out = Console()
 
 DEMO_SIZE = "demo"
 SANDBOX_PORT = 8765
+SANDBOX_BASE_URL = f"http://127.0.0.1:{SANDBOX_PORT}/internal/api"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -221,9 +222,7 @@ def command_demo(args: argparse.Namespace) -> int:
             "[yellow]SPLIT_API_KEY is set; the demo ignores it and uses the local sandbox.[/]"
         )
         os.environ.pop("SPLIT_API_KEY")
-    os.environ.pop("SPLIT_API_BASE_URL", None)
-    if args.port != SANDBOX_PORT:
-        os.environ["SPLIT_API_BASE_URL"] = f"http://127.0.0.1:{args.port}/internal/api"
+    os.environ["SPLIT_API_BASE_URL"] = f"http://127.0.0.1:{args.port}/internal/api"
     sandbox = _start_sandbox(args.size, args.port)
     try:
         code = command_sync(argparse.Namespace(select=None, workspace=None, environment=None))
@@ -250,6 +249,7 @@ def command_dev(args: argparse.Namespace) -> int:
     sandbox = None
     if not os.environ.get("SPLIT_API_KEY"):
         sandbox = _start_sandbox(args.sandbox_size, SANDBOX_PORT)
+        os.environ.setdefault("SPLIT_API_BASE_URL", SANDBOX_BASE_URL)
     command = [
         sys.executable,
         "-m",

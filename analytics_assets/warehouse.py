@@ -123,6 +123,21 @@ def make_pipeline(
     )
 
 
+def check_destination(pipeline: dlt.Pipeline, warehouse: WarehouseSettings) -> None:
+    """Connect once before fetching anything: bad credentials fail in seconds, not after the
+    whole extraction."""
+    try:
+        with pipeline.sql_client() as client:
+            client.execute_sql("SELECT 1")
+    except Exception as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SplitConfigurationError(
+            f"Cannot connect to the {warehouse.destination} destination ({reason[:300]}). Check"
+            f" its credentials (DESTINATION__{warehouse.destination_type.upper()}__CREDENTIALS or"
+            " .dlt/secrets.toml) and that the server is reachable."
+        ) from None
+
+
 @contextmanager
 def writer_lock(warehouse: WarehouseSettings, *, wait_seconds: float = 3600.0) -> Iterator[None]:
     """Serialize writers of a single-writer destination across processes.

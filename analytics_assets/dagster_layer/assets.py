@@ -51,6 +51,7 @@ from analytics_assets.split_source import (
 from analytics_assets.split_source.errors import find_split_error
 from analytics_assets.warehouse import (
     WarehouseSettings,
+    check_destination,
     make_pipeline,
     writer_lock,
 )
@@ -104,6 +105,7 @@ def run_split_load(
     try:
         with writer_lock(warehouse_settings):
             pipeline = make_pipeline(warehouse_settings, pipelines_dir=pipelines_dir)
+            check_destination(pipeline, warehouse_settings)
             results = dlt.run(context=context, dlt_source=source, dlt_pipeline=pipeline)
             for result in results.fetch_row_count():
                 table = result.asset_key.path[-1]

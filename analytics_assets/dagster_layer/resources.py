@@ -1,13 +1,14 @@
 """Resources shared by every asset, sensor and check.
 
 ``SplitApiResource`` is the one place the API key enters Dagster: as ``EnvVar("SPLIT_API_KEY")``,
-so the UI, run config and event log show the variable's name, never its value. Without a key
-the project targets the local sandbox (``analytics-assets dev`` starts it), so "Materialize all"
-works out of the box; with a key it targets the real API.
+so the UI, run config and event log show the variable's name, never its value. A base URL on
+this machine (the sandbox that ``analytics-assets dev`` and ``demo`` start) needs no key, so
+"Materialize all" works out of the box; the real API needs one, and its absence fails at once.
 """
 
 
 import os
+from urllib.parse import urlsplit
 
 from dagster import ConfigurableResource, EnvVar
 from pydantic import Field
@@ -17,6 +18,7 @@ from analytics_assets.warehouse import WarehouseSettings
 
 SANDBOX_BASE_URL = "http://127.0.0.1:8765/internal/api"
 SANDBOX_API_KEY = "sandbox-key"
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 class SplitApiResource(ConfigurableResource):
@@ -27,8 +29,9 @@ class SplitApiResource(ConfigurableResource):
         description="Admin API key; set through the SPLIT_API_KEY environment variable. Empty:"
         " use the local sandbox.",
     )
-    base_url: str | None = Field(default=None, description="Default: the real API with a key,"
-                                 " the local sandbox without one.")
+    base_url: str | None = Field(
+        default=None, description="Default: the real API (SPLIT_API_BASE_URL overrides)."
+    )
     auth_scheme: str = Field(default="bearer", description="bearer or x-api-key (Harness).")
     max_requests_per_second: float | None = Field(
         default=None, description="Client-side pacing limit shared by one run's requests."
@@ -36,19 +39,15 @@ class SplitApiResource(ConfigurableResource):
 
     @property
     def uses_sandbox(self) -> bool:
-        return not self.api_key
+        """True for a base URL on this machine: the local sandbox, which takes any key."""
+        host = urlsplit(self.base_url or "").hostname or ""
+        return host in LOCAL_HOSTS
 
     def settings(self) -> SplitSettings:
         """The source's settings; other SPLIT_* tuning variables still apply."""
-        if self.uses_sandbox:
-            return SplitSettings.from_environment(
-                api_key=SANDBOX_API_KEY,
-                base_url=self.base_url or SANDBOX_BASE_URL,
-                auth_scheme=self.auth_scheme,
-                max_requests_per_second=self.max_requests_per_second,
-            )
+        api_key = self.api_key or (SANDBOX_API_KEY if self.uses_sandbox else None)
         return SplitSettings.from_environment(
-            api_key=self.api_key,
+            api_key=api_key,
             base_url=self.base_url,
             auth_scheme=self.auth_scheme,
             max_requests_per_second=self.max_requests_per_second,
