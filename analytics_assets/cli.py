@@ -1,10 +1,10 @@
 """``analytics-assets``: the project's command line.
 
-    analytics-assets demo              start the sandbox and sync it into DuckDB through Dagster
-    analytics-assets sync              materialize every Split asset and partition
-    analytics-assets dev               dagster dev on this code location (+ sandbox without a key)
-    analytics-assets check-freshness   run the freshness checks (for CI); non-zero when stale
-    analytics-assets sandbox           serve the local fake of the Split Admin API
+analytics-assets demo              start the sandbox and sync it into DuckDB through Dagster
+analytics-assets sync              materialize every Split asset and partition
+analytics-assets dev               dagster dev on this code location (+ sandbox without a key)
+analytics-assets check-freshness   run the freshness checks (for CI); non-zero when stale
+analytics-assets sandbox           serve the local fake of the Split Admin API
 """
 
 from __future__ import annotations
@@ -166,7 +166,9 @@ def command_sync(args: argparse.Namespace) -> int:
 
     try:
         with _LiveRequests():
-            report = run_sync(build_definitions(), options, progress=lambda m: console.print(f"  {m}"))
+            report = run_sync(
+                build_definitions(), options, progress=lambda m: console.print(f"  {m}")
+            )
     except SyncFailed as exc:
         console.print(f"[bold red]sync failed:[/] {exc}", highlight=False)
         return 1
@@ -236,7 +238,7 @@ def command_demo(args: argparse.Namespace) -> int:
             f"\nLoaded into {WarehouseSettings.from_environment().describe()}.\n"
             "Open the Dagster UI on this result:  analytics-assets dev   (then browse"
             " http://127.0.0.1:3000)\n"
-            "Query it:  duckdb data/analytics.duckdb \"SELECT * FROM split.feature_flags LIMIT 5\"",
+            'Query it:  duckdb data/analytics.duckdb "SELECT * FROM split.feature_flags LIMIT 5"',
             highlight=False,
         )
     return code

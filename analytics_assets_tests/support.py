@@ -18,7 +18,6 @@ from dlt.common.normalizers.naming.snake_case import NamingConvention
 from analytics_assets.split_source import ENDPOINTS_BY_TABLE, TABLES
 from analytics_assets.warehouse import WarehouseSettings, make_pipeline
 
-
 ISO_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)")
 
 
@@ -78,9 +77,11 @@ def _normalize(value: Any) -> Any:
         # dlt types ISO-8601 strings (flag sets' createdAt) as timestamps: compare instants.
         return value.astimezone(timezone.utc).isoformat(timespec="milliseconds")
     if isinstance(value, str) and ISO_TIMESTAMP.fullmatch(value):
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(
-            timezone.utc
-        ).isoformat(timespec="milliseconds")
+        return (
+            datetime.fromisoformat(value.replace("Z", "+00:00"))
+            .astimezone(timezone.utc)
+            .isoformat(timespec="milliseconds")
+        )
     if isinstance(value, bool) or value is None:
         return value
     if isinstance(value, (int, float)):
@@ -107,7 +108,7 @@ def compare_with_truth(
             where = "WHERE _dlt_valid_to IS NULL" if endpoint.history else ""
             with client.execute_query(f"SELECT * FROM {qualified} {where}") as cursor:
                 columns = [normalize_name(d[0]).lower() for d in cursor.description]
-                actual_rows = [dict(zip(columns, r)) for r in cursor.fetchall()]
+                actual_rows = [dict(zip(columns, r, strict=True)) for r in cursor.fetchall()]
             key_columns = [_column_name(pipeline, (k,)) for k in key]
             actual_keys = [tuple(str(r[c]) for c in key_columns) for r in actual_rows]
             expected_keys = [tuple(str(r[k]) for k in key) for r in rows]
@@ -116,8 +117,8 @@ def compare_with_truth(
             diff.missing = sorted(set(expected_keys) - set(actual_keys))
             diff.unexpected = sorted(set(actual_keys) - set(expected_keys))
             if compare_values and not diff.missing:
-                by_key = dict(zip(actual_keys, actual_rows))
-                for expected_key, row in zip(expected_keys, rows):
+                by_key = dict(zip(actual_keys, actual_rows, strict=True))
+                for expected_key, row in zip(expected_keys, rows, strict=True):
                     actual = by_key[expected_key]
                     for path, value in flatten(row).items():
                         found, stored = _stored_value(pipeline, actual, path)

@@ -30,7 +30,9 @@ def _cli(args: list[str], cwd: Path, env: dict[str, str], timeout: int = 600):
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("SPLIT_", "ANALYTICS_", "DAGSTER_"))
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SPLIT_", "ANALYTICS_", "DAGSTER_"))
     }
     env.update({"SPLIT_BACKOFF_FACTOR": "0.05", "RUNTIME__DLTHUB_TELEMETRY": "false"}, **extra)
     return env
@@ -57,7 +59,9 @@ def test_sync_end_to_end_then_selections_and_freshness(sandbox_factory, tmp_path
 
     workspace = truth["tables"]["workspaces"]["rows"][0]
     sandbox.reset_stats()
-    one = _cli(["sync", "--workspace", workspace["name"], "--select", "feature_flags"], tmp_path, env)
+    one = _cli(
+        ["sync", "--workspace", workspace["name"], "--select", "feature_flags"], tmp_path, env
+    )
     assert one.returncode == 0, one.stderr
     requests = sandbox.stats()["by_endpoint"]
     assert set(requests) == {"workspaces", "environments", "feature_flags"}

@@ -9,7 +9,6 @@ cannot be run twice in one process, and each partition needs its own requests an
 run over many partitions is one dlt run (single-run backfill policy).
 """
 
-
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -76,10 +75,10 @@ def _definition_source(scope: SyncScope, tables: Sequence[str]) -> Any:
 
 def _listing(pipeline: Any, table: str) -> list[dict[str, Any]]:
     columns = "id, name, workspace_id, production" if table == "environments" else "id, name"
-    with pipeline.sql_client() as client:
-        with client.execute_query(f"SELECT {columns} FROM {table} ORDER BY id") as cursor:
-            names = [d[0] for d in cursor.description]
-            rows = [dict(zip(names, row)) for row in cursor.fetchall()]
+    query = f"SELECT {columns} FROM {table} ORDER BY id"
+    with pipeline.sql_client() as client, client.execute_query(query) as cursor:
+        names = [d[0] for d in cursor.description]
+        rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
     return [listing_entry(row) for row in rows]
 
 
@@ -101,7 +100,9 @@ def run_split_load(
     source = split_source(settings, scope, stats).with_resources(*tables)
     pipelines_dir = tempfile.mkdtemp(prefix="analytics-assets-dlt-")
     target = "the local sandbox" if split_api.uses_sandbox else settings.normalized_base_url
-    context.log.info(f"Loading {', '.join(tables)} from {target} into {warehouse_settings.describe()}")
+    context.log.info(
+        f"Loading {', '.join(tables)} from {target} into {warehouse_settings.describe()}"
+    )
     try:
         with writer_lock(warehouse_settings):
             pipeline = make_pipeline(warehouse_settings, pipelines_dir=pipelines_dir)

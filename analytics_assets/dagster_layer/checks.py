@@ -5,8 +5,7 @@ group of assets, evaluating only the checks a run selected. They join the writer
 lock, so on DuckDB they never race a load for the file.
 """
 
-
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,7 +57,9 @@ REFERENCES: tuple[Reference, ...] = (
         "environment_segments",
         ("environment_id", "name"),
     ),
-    Reference("feature_flag_definitions", ("workspace_id", "id"), "feature_flags", ("workspace_id", "id")),
+    Reference(
+        "feature_flag_definitions", ("workspace_id", "id"), "feature_flags", ("workspace_id", "id")
+    ),
 )
 
 
@@ -81,7 +82,10 @@ class QualityCheck:
     @property
     def spec(self) -> AssetCheckSpec:
         return AssetCheckSpec(
-            name=self.name, asset=asset_key(self.table), description=self.description, blocking=False
+            name=self.name,
+            asset=asset_key(self.table),
+            description=self.description,
+            blocking=False,
         )
 
 
@@ -92,24 +96,28 @@ def _unique_key(table: str, key: tuple[str, ...]) -> QualityCheck:
         name="natural_key_unique",
         description=f"({columns}) identifies exactly one current row.",
         tables=(table,),
-        sql=lambda t: f"SELECT count(*) FROM (SELECT {columns} FROM {t} WHERE {_current(table)}"
-        f" GROUP BY {columns} HAVING count(*) > 1) AS duplicates",
+        sql=lambda t: (
+            f"SELECT count(*) FROM (SELECT {columns} FROM {t} WHERE {_current(table)}"
+            f" GROUP BY {columns} HAVING count(*) > 1) AS duplicates"
+        ),
         severity=AssetCheckSeverity.ERROR,
     )
 
 
 def _reference(reference: Reference) -> QualityCheck:
     join = " AND ".join(
-        f"r.{tc} = s.{c}" for c, tc in zip(reference.columns, reference.target_columns)
+        f"r.{tc} = s.{c}" for c, tc in zip(reference.columns, reference.target_columns, strict=True)
     )
     return QualityCheck(
         table=reference.table,
         name=reference.name,
         description=f"Every row's ({', '.join(reference.columns)}) exists in {reference.target}.",
         tables=(reference.table, reference.target),
-        sql=lambda s, r: f"SELECT count(*) FROM {s} AS s WHERE {_current(reference.table, 's.')}"
-        f" AND NOT EXISTS (SELECT 1 FROM {r} AS r WHERE {join}"
-        f" AND {_current(reference.target, 'r.')})",
+        sql=lambda s, r: (
+            f"SELECT count(*) FROM {s} AS s WHERE {_current(reference.table, 's.')}"
+            f" AND NOT EXISTS (SELECT 1 FROM {r} AS r WHERE {join}"
+            f" AND {_current(reference.target, 'r.')})"
+        ),
         # Between a parent's refresh and its children's, orphans are expected for a while:
         # a warning, not an error.
         severity=AssetCheckSeverity.WARN,
@@ -124,7 +132,7 @@ QUALITY: tuple[QualityCheck, ...] = (
 
 def _evaluate(client: Any, check: QualityCheck) -> AssetCheckResult:
     qualified = [client.make_qualified_table_name(t) for t in check.tables]
-    for table, name in zip(check.tables, qualified):
+    for table, name in zip(check.tables, qualified, strict=True):
         try:
             client.execute_sql(f"SELECT 1 FROM {name} LIMIT 1")
         except Exception:
@@ -157,11 +165,10 @@ def _group_checks(group: str) -> Any:
     def quality(context: AssetCheckExecutionContext, warehouse: WarehouseResource):
         selected = context.selected_asset_check_keys
         settings = warehouse.settings()
-        with writer_lock(settings):
-            with make_pipeline(settings).sql_client() as client:
-                for check in checks:
-                    if check.spec.key in selected:
-                        yield _evaluate(client, check)
+        with writer_lock(settings), make_pipeline(settings).sql_client() as client:
+            for check in checks:
+                if check.spec.key in selected:
+                    yield _evaluate(client, check)
 
     return quality
 

@@ -6,7 +6,6 @@ this machine (the sandbox that ``analytics-assets dev`` and ``demo`` start) need
 "Materialize all" works out of the box; the real API needs one, and its absence fails at once.
 """
 
-
 import os
 from urllib.parse import urlsplit
 

@@ -5,7 +5,6 @@ deliberately (UI > Automation, or ``dagster schedule start --start-all``). Parti
 refreshes cover every current partition in one run per contiguous range.
 """
 
-
 from typing import Any
 
 from dagster import DefaultScheduleStatus, RunRequest, ScheduleEvaluationContext, schedule

@@ -7,7 +7,6 @@ Without them a new workspace would never be loaded. The routine refresh schedule
 STOPPED (see ``schedules``), because they call the API on a clock.
 """
 
-
 from typing import Any
 
 from dagster import (
@@ -46,7 +45,11 @@ def range_run_requests(
         requests.append(
             RunRequest(
                 run_key=None,
-                tags={PARTITION_RANGE_START: start, PARTITION_RANGE_END: end, "split/reason": reason},
+                tags={
+                    PARTITION_RANGE_START: start,
+                    PARTITION_RANGE_END: end,
+                    "split/reason": reason,
+                },
             )
         )
     return requests

@@ -156,9 +156,7 @@ def run_sync(
         workspace_listing = latest_listing(instance, WORKSPACES_KEY) or []
         environment_listing = latest_listing(instance, ENVIRONMENTS_KEY) or []
         workspace_keys = _update_partitions(instance, workspace_listing, workspace_partitions)
-        environment_keys = _update_partitions(
-            instance, environment_listing, environment_partitions
-        )
+        environment_keys = _update_partitions(instance, environment_listing, environment_partitions)
 
         wanted_workspaces = (
             _resolve(options.workspaces, workspace_listing, "workspace")
@@ -175,7 +173,12 @@ def run_sync(
 
         for job_name, tables, keys, wanted in (
             ("split_workspace_refresh", WORKSPACE_TABLES, workspace_keys, wanted_workspaces),
-            ("split_environment_refresh", ENVIRONMENT_TABLES, environment_keys, wanted_environments),
+            (
+                "split_environment_refresh",
+                ENVIRONMENT_TABLES,
+                environment_keys,
+                wanted_environments,
+            ),
         ):
             job_tables = [t for t in tables if t in selected]
             if options.environments and job_name == "split_workspace_refresh":
@@ -247,7 +250,8 @@ def _failure_message(result: Any, label: str) -> str:
                 if event.step_failure_data.user_failure_data
                 else None
             )
-            return f"{label} failed: {user_message or (error.message.strip() if error else 'unknown error')}"
+            detail = user_message or (error.message.strip() if error else "unknown error")
+            return f"{label} failed: {detail}"
     return f"{label} failed (run {result.run_id}); see the run in the UI for details."
 
 
@@ -269,5 +273,3 @@ def current_row_counts(tables: Sequence[str]) -> dict[str, int | None]:
                 except Exception:
                     counts[table] = None
     return counts
-
-

@@ -52,15 +52,14 @@ class SplitTranslator(DagsterDltTranslator):
             )
             deps.append(AssetDep(asset_key(upstream), partition_mapping=mapping))
         key_columns = list(endpoint.primary_key)
-        history_note = (
-            " Current versions have _dlt_valid_to NULL." if endpoint.history else ""
-        )
+        history_note = " Current versions have _dlt_valid_to NULL." if endpoint.history else ""
         return default.replace_attributes(
             key=asset_key(table),
             deps=deps,
             group_name=group,
             description=f"{endpoint.description}{history_note} Natural key:"
-            f" ({', '.join(key_columns)}). Source: GET {endpoint.path} (contract {endpoint.contract}).",
+            f" ({', '.join(key_columns)}). Source: GET {endpoint.path}"
+            f" (contract {endpoint.contract}).",
             kinds={"dlt", self.destination_type},
             owners=OWNERS,
             tags={"split/scope": endpoint.scope, "split/pagination": endpoint.pagination},

@@ -407,14 +407,14 @@ def _unavailable(
 ) -> SplitUnavailableError:
     status = response.status_code if response is not None else None
     hint = (
-        "The API kept rate-limiting; lower SPLIT_MAX_REQUESTS_PER_SECOND or raise SPLIT_MAX_RETRIES."
+        "The API kept rate-limiting; lower SPLIT_MAX_REQUESTS_PER_SECOND or raise"
+        " SPLIT_MAX_RETRIES."
         if status == 429
         else "Check the network and SPLIT_API_BASE_URL, or raise SPLIT_MAX_RETRIES /"
         " SPLIT_REQUEST_TIMEOUT."
     )
     return SplitUnavailableError(
-        f"Split API {endpoint} ({scope}) still failing after {retries} retries ({failure})."
-        f" {hint}",
+        f"Split API {endpoint} ({scope}) still failing after {retries} retries ({failure}). {hint}",
         status=status,
         endpoint=endpoint,
         scope=scope,
@@ -459,7 +459,8 @@ class SplitMarkerPaginator(JSONResponseCursorPaginator):
         if marker is not None:
             if marker in self._seen:
                 raise SplitApiError(
-                    f"Split API returned the same nextMarker twice for {response.url.split('?')[0]};"
+                    "Split API returned the same nextMarker twice for"
+                    f" {response.url.split('?')[0]};"
                     " stopping to avoid an endless loop.",
                     status=response.status_code,
                     endpoint=response.url,

@@ -273,6 +273,8 @@ def upstream_tables(endpoint: Endpoint) -> tuple[str, ...]:
     ]
     candidates = (scope_table, endpoint.parent, *endpoint.describes)
     return tuple(dict.fromkeys(t for t in candidates if t and t != endpoint.table))
+
+
 TABLES: tuple[str, ...] = tuple(ENDPOINTS_BY_TABLE)
 
 

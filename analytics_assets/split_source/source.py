@@ -360,13 +360,18 @@ def split_source(
         resources.append(
             _static_resource(
                 "environments",
-                [{"id": e.environment_id, "workspace_id": e.workspace_id} for e in scope.environments],
+                [
+                    {"id": e.environment_id, "workspace_id": e.workspace_id}
+                    for e in scope.environments
+                ],
             )
         )
     for endpoint in ENDPOINTS:
         if endpoint.statuses and endpoint.table in tables:
             resources.append(
-                _static_resource(_status_resource(endpoint), [{"status": s} for s in endpoint.statuses])
+                _static_resource(
+                    _status_resource(endpoint), [{"status": s} for s in endpoint.statuses]
+                )
             )
     for endpoint in ENDPOINTS:
         if endpoint.table not in tables or endpoint.table == "segments_keys":
@@ -388,5 +393,3 @@ def split_source(
             built["environment_segments"], client, scope, settings
         )
     return [built[name] for name in built]
-
-

@@ -32,9 +32,7 @@ def test_checks_pass_after_sync_and_catch_a_duplicate(synced_project):
     assert all(evaluations.values()), {k: v for k, v in evaluations.items() if not v}
 
     with duckdb.connect(synced_project.warehouse.duckdb_path) as con:
-        con.execute(
-            "INSERT INTO split.feature_flags SELECT * FROM split.feature_flags LIMIT 1"
-        )
+        con.execute("INSERT INTO split.feature_flags SELECT * FROM split.feature_flags LIMIT 1")
         con.execute(
             "INSERT INTO split.segments_keys (environment_id, segment_name, key, workspace_id,"
             " _dlt_load_id) SELECT environment_id, 'no such segment', key, workspace_id,"

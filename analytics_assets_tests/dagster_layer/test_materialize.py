@@ -50,7 +50,9 @@ def test_one_workspace_and_one_environment_partition_refresh_alone(synced_projec
     project = synced_project
     truth = project.sandbox.ground_truth()
     rows = truth["tables"]
-    workspace = Counter(r["workspace_id"] for r in rows["feature_flags"]["rows"]).most_common(1)[0][0]
+    workspace = Counter(r["workspace_id"] for r in rows["feature_flags"]["rows"]).most_common(1)[0][
+        0
+    ]
     duckdb_path = project.warehouse.duckdb_path
     others_before = _load_ids(duckdb_path, "feature_flags", "workspace_id", workspace)
 
@@ -73,10 +75,14 @@ def test_one_workspace_and_one_environment_partition_refresh_alone(synced_projec
     }
     assert _load_ids(duckdb_path, "feature_flags", "workspace_id", workspace) == others_before
 
-    environment = next(r for r in rows["environments"]["rows"] if r["workspace_id"] == workspace)["id"]
+    environment = next(r for r in rows["environments"]["rows"] if r["workspace_id"] == workspace)[
+        "id"
+    ]
     active = [r for r in rows["environment_segments"]["rows"] if r["environment_id"] == environment]
     keys = Counter(
-        r["segment_name"] for r in rows["segments_keys"]["rows"] if r["environment_id"] == environment
+        r["segment_name"]
+        for r in rows["segments_keys"]["rows"]
+        if r["environment_id"] == environment
     )
     project.sandbox.reset_stats()
     result = project.defs.resolve_job_def("split_environment_refresh").execute_in_process(
@@ -84,7 +90,9 @@ def test_one_workspace_and_one_environment_partition_refresh_alone(synced_projec
     )
     assert result.success
     requests = {k: v["requests"] for k, v in project.sandbox.stats()["by_endpoint"].items()}
-    definitions = sum(1 for r in rows["feature_flag_definitions"]["rows"] if r["environment_id"] == environment)
+    definitions = sum(
+        1 for r in rows["feature_flag_definitions"]["rows"] if r["environment_id"] == environment
+    )
     assert requests == {
         "feature_flag_definitions": _pages(definitions, 50),
         "environment_segments": _pages(len(active), 50),
@@ -92,9 +100,7 @@ def test_one_workspace_and_one_environment_partition_refresh_alone(synced_projec
     }
     # The partition's materialization carries only its own partition.
     events = [
-        e
-        for e in result.all_events
-        if e.event_type == DagsterEventType.ASSET_MATERIALIZATION
+        e for e in result.all_events if e.event_type == DagsterEventType.ASSET_MATERIALIZATION
     ]
     assert {e.step_materialization_data.materialization.partition for e in events} == {environment}
     assert_matches_truth(project.warehouse, truth)

@@ -21,7 +21,9 @@ from analytics_assets_tests.dagster_layer.conftest import project_environment
 
 def _tick(defs, instance, name, cursor):
     sensor = defs.get_sensor_def(name)
-    return sensor.evaluate_tick(build_sensor_context(instance=instance, cursor=cursor, definitions=defs))
+    return sensor.evaluate_tick(
+        build_sensor_context(instance=instance, cursor=cursor, definitions=defs)
+    )
 
 
 def _requested(result, kind):
@@ -46,9 +48,7 @@ def _ids(truth, table):
     return {r["id"] for r in truth["tables"][table]["rows"]}
 
 
-def test_partition_sensors_follow_a_generation_change(
-    project_dir, sandbox_factory, monkeypatch
-):
+def test_partition_sensors_follow_a_generation_change(project_dir, sandbox_factory, monkeypatch):
     sandbox = sandbox_factory(size="tiny")
     for name, value in project_environment(project_dir, sandbox).items():
         monkeypatch.setenv(name, value)

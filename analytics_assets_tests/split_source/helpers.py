@@ -22,7 +22,9 @@ def run_source(
     """One plain dlt run of the whole source (or a scope); returns its request counters."""
     stats = RequestStats()
     options = {"backoff_factor": 0.05, **settings}
-    source = split_source(SplitSettings(api_key=api_key, base_url=base_url, **options), scope, stats)
+    source = split_source(
+        SplitSettings(api_key=api_key, base_url=base_url, **options), scope, stats
+    )
     pipeline = dlt.pipeline(
         pipeline_name="split_test",
         destination=dlt.destinations.duckdb(str(duckdb_path)),

@@ -25,7 +25,8 @@ def test_resync_after_changes_gives_new_truth_and_keeps_history(sandbox_factory,
     run_source(sandbox.base_url, path)
     first = sandbox.ground_truth()
     first_definitions = {
-        (r["environment_id"], r["id"]): r for r in first["tables"]["feature_flag_definitions"]["rows"]
+        (r["environment_id"], r["id"]): r
+        for r in first["tables"]["feature_flag_definitions"]["rows"]
     }
 
     sandbox.control(generation=1)
@@ -39,7 +40,8 @@ def test_resync_after_changes_gives_new_truth_and_keeps_history(sandbox_factory,
     }
     assert emptied
     second_definitions = {
-        (r["environment_id"], r["id"]): r for r in second["tables"]["feature_flag_definitions"]["rows"]
+        (r["environment_id"], r["id"]): r
+        for r in second["tables"]["feature_flag_definitions"]["rows"]
     }
     rows = _definitions(path)
     retired = {(env, flag) for env, flag, _, _, valid_to in rows if valid_to is not None}
@@ -85,7 +87,9 @@ def test_workspace_scope_touches_only_its_workspace(sandbox_factory, tmp_path):
     assert sorted(before) == sorted(after)  # other workspaces' rows untouched
     assert stats.by_endpoint.get("workspaces", 0) == 0  # the scope is known: no listing call
     # Every request of the run concerned that workspace or its environments.
-    envs = {r["id"] for r in truth["tables"]["environments"]["rows"] if r["workspace_id"] == workspace}
+    envs = {
+        r["id"] for r in truth["tables"]["environments"]["rows"] if r["workspace_id"] == workspace
+    }
     assert stats.by_endpoint["feature_flags"] == 2  # 50 or 51 flags at 50 a page
     assert stats.by_endpoint["feature_flag_definitions"] >= len(envs)
     assert_matches_truth(warehouse_for(path), truth)

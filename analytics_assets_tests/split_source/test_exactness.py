@@ -34,7 +34,9 @@ def test_status_distributions_match(tiny_sandbox, tmp_path: Path):
     with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as con:
         for table in ("users", "change_requests"):
             got = Counter(
-                dict(con.execute(f"SELECT status, count(*) FROM split.{table} GROUP BY 1").fetchall())
+                dict(
+                    con.execute(f"SELECT status, count(*) FROM split.{table} GROUP BY 1").fetchall()
+                )
             )
             expected = Counter({k: v for k, v in truth["status_counts"][table].items() if v})
             assert got == expected, table
