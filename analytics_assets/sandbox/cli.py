@@ -89,6 +89,11 @@ def add_sandbox_arguments(parser: argparse.ArgumentParser) -> None:
         "--retry-after", action="store_true", help="also send Retry-After with 429 answers"
     )
     parser.add_argument(
+        "--harness-mode",
+        action="store_true",
+        help="refuse /users and /groups with 403, like an account migrated to Harness",
+    )
+    parser.add_argument(
         "--max-consecutive-faults",
         type=int,
         default=2,
@@ -115,6 +120,7 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         fault_kinds=parse_fault_kinds(args.fault_kinds),
         slow_ms=args.slow_ms,
         retry_after=args.retry_after,
+        harness_mode=args.harness_mode,
         max_consecutive_faults=args.max_consecutive_faults,
     )
 

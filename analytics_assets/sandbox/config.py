@@ -36,6 +36,7 @@ CONTROLLABLE = (
     "slow_ms",
     "retry_after",
     "max_consecutive_faults",
+    "harness_mode",
 )
 """Settings ``POST /_sandbox/control`` accepts."""
 
@@ -62,6 +63,9 @@ class SandboxConfig:
     retry_after: bool = False
     """Also send `Retry-After` with 429s (not documented by Split, contract §1.4)."""
     max_consecutive_faults: int = 2
+    harness_mode: bool = False
+    """Behave like an account migrated to Harness: /users and /groups are refused (403).
+    Contract §1.2 says they "will not function" there; the exact error is undocumented."""
 
     def __post_init__(self) -> None:
         if self.size not in SIZES:
@@ -110,8 +114,9 @@ class SandboxConfig:
                 values["fault_rate"] = float(values["fault_rate"])
             if "fault_kinds" in values:
                 values["fault_kinds"] = parse_fault_kinds(values["fault_kinds"])
-            if "retry_after" in values:
-                values["retry_after"] = bool(values["retry_after"])
+            for flag in ("retry_after", "harness_mode"):
+                if flag in values:
+                    values[flag] = bool(values[flag])
             if "api_key" in values and values["api_key"] is not None:
                 values["api_key"] = str(values["api_key"])
         except (TypeError, ValueError) as error:

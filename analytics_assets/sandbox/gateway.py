@@ -189,6 +189,14 @@ class ApiGateway:
         ):
             await _send_simple(send, 401, rate_headers, b"")
             return
+        if config.harness_mode and self.endpoint_name(scope) in ("users", "groups"):
+            body = self.error_body(
+                ApiError(403, "This endpoint is deprecated for accounts migrated to Harness.")
+            )
+            await _send_simple(
+                send, 403, [(b"content-type", b"application/json"), *rate_headers], body
+            )
+            return
 
         async def send_with_rate_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -57,6 +57,7 @@ class SandboxProcess:
         fault_kinds: str | list[str] | tuple[str, ...] | None = None,
         slow_ms: int | None = None,
         retry_after: bool = False,
+        harness_mode: bool = False,
         max_consecutive_faults: int | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -95,6 +96,8 @@ class SandboxProcess:
                 self._options += [flag, str(value)]
         if retry_after:
             self._options.append("--retry-after")
+        if harness_mode:
+            self._options.append("--harness-mode")
         self._options += ["--log-level", log_level]
         self.log_path = Path(log_path) if log_path else None
         self._owns_log = False

@@ -94,3 +94,26 @@ def test_key_from_dlt_secrets_like_the_original_config(tmp_path):
         [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True
     )
     assert result.stdout.split() == ["True", "False"], result.stderr
+
+
+def test_harness_account_without_users_and_groups_loads_the_rest(
+    sandbox_factory, tmp_path: Path, caplog
+):
+    sandbox = sandbox_factory(size="tiny")
+    path = tmp_path / "w.duckdb"
+    run_source(sandbox.base_url, path, auth_scheme="x-api-key")
+    truth = sandbox.ground_truth()
+    assert_matches_truth(warehouse_for(path), truth)
+
+    sandbox.control(harness_mode=True, generation=1)
+    caplog.set_level(logging.WARNING, logger="analytics_assets.split_source")
+    stats = run_source(sandbox.base_url, path, auth_scheme="x-api-key")
+
+    assert "skipping table `users`" in caplog.text and "skipping table `groups`" in caplog.text
+    # one refused request per user status and one for groups: no retries
+    assert stats.by_endpoint["users"] == 3 and stats.by_endpoint["groups"] == 1
+    later = sandbox.ground_truth()
+    others = [t for t in later["tables"] if t not in ("users", "groups")]
+    assert_matches_truth(warehouse_for(path), later, tables=others)
+    # The refused tables keep what the warehouse had; they are not emptied.
+    assert_matches_truth(warehouse_for(path), truth, tables=["users", "groups"])
