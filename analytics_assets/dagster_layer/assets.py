@@ -29,6 +29,7 @@ from analytics_assets.dagster_layer.partitions import (
     WORKSPACES_KEY,
     environment_partitions,
     environment_refs,
+    latest_listing,
     listing_entry,
     workspace_partitions,
 )
@@ -116,6 +117,7 @@ def run_split_load(
                     "split/run_retries": stats.retries,
                     "split/run_rate_limited": stats.rate_limited,
                     "split/scope": _describe_scope(scope),
+                    **_partition_names(context, scope),
                 }
                 if result.asset_key in (WORKSPACES_KEY, ENVIRONMENTS_KEY):
                     extra[LISTING_METADATA_KEY] = MetadataValue.json(_listing(pipeline, table))
@@ -137,6 +139,24 @@ def run_split_load(
         f"Split API: {stats.requests} requests, {stats.retries} retries,"
         f" {stats.rate_limited} rate-limited, {stats.waited_seconds:.1f}s waiting"
     )
+
+
+def _partition_names(context: AssetExecutionContext, scope: SyncScope) -> dict[str, Any]:
+    """Names of the partitions a run covered: partition keys are ids, people read names."""
+    if scope.is_whole_organisation:
+        return {}
+    names = {e["id"]: e.get("name") for e in latest_listing(context.instance, WORKSPACES_KEY) or []}
+    if scope.environments is not None:
+        environments = latest_listing(context.instance, ENVIRONMENTS_KEY) or []
+        named = {
+            e["id"]: f"{names.get(e['workspace_id'], e['workspace_id'])} / {e.get('name')}"
+            for e in environments
+        }
+        keys = [e.environment_id for e in scope.environments]
+    else:
+        named = names
+        keys = list(scope.workspace_ids or ())
+    return {"split/partition_names": MetadataValue.json({k: named.get(k, k) for k in keys})}
 
 
 def _describe_scope(scope: SyncScope) -> str:

@@ -103,4 +103,11 @@ def test_one_workspace_and_one_environment_partition_refresh_alone(synced_projec
         e for e in result.all_events if e.event_type == DagsterEventType.ASSET_MATERIALIZATION
     ]
     assert {e.step_materialization_data.materialization.partition for e in events} == {environment}
+    # People read names: the materialization says which workspace and environment it covered.
+    names = events[0].step_materialization_data.materialization.metadata["split/partition_names"]
+    workspace_name = next(r["name"] for r in rows["workspaces"]["rows"] if r["id"] == workspace)
+    environment_name = next(
+        r["name"] for r in rows["environments"]["rows"] if r["id"] == environment
+    )
+    assert names.value == {environment: f"{workspace_name} / {environment_name}"}
     assert_matches_truth(project.warehouse, truth)
