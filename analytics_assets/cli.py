@@ -4,6 +4,7 @@ analytics-assets demo              start the sandbox and sync it into DuckDB thr
 analytics-assets sync              materialize every Split asset and partition
 analytics-assets dev               dagster dev on this code location (+ sandbox without a key)
 analytics-assets check-freshness   run the freshness checks (for CI); non-zero when stale
+analytics-assets query SQL         run a query on the warehouse dataset
 analytics-assets sandbox           serve the local fake of the Split Admin API
 """
 
@@ -77,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--host", default="127.0.0.1", help="UI host (default 127.0.0.1)")
     dev.add_argument("--sandbox-size", default=DEMO_SIZE, help="sandbox size without a key")
     commands.add_parser("check-freshness", help="run the freshness checks; exit 1 if stale")
+    query = commands.add_parser("query", help="run SQL on the warehouse dataset")
+    query.add_argument("sql", help='e.g. "SELECT name, killed FROM feature_flag_definitions"')
     sandbox = commands.add_parser("sandbox", help="serve the local fake Split Admin API")
     add_sandbox_arguments(sandbox)
     return parser
@@ -107,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
             return command_dev(args)
         if args.command == "check-freshness":
             return command_check_freshness()
+        if args.command == "query":
+            return command_query(args.sql)
     except SplitSourceError as exc:
         console.print(f"[bold red]error:[/] {exc}", highlight=False)
         return 2
@@ -236,9 +241,10 @@ def command_demo(args: argparse.Namespace) -> int:
 
         out.print(
             f"\nLoaded into {WarehouseSettings.from_environment().describe()}.\n"
-            "Open the Dagster UI on this result:  analytics-assets dev   (then browse"
+            "Open the Dagster UI on this result:  .venv/bin/analytics-assets dev   (then browse"
             " http://127.0.0.1:3000)\n"
-            'Query it:  duckdb data/analytics.duckdb "SELECT * FROM split.feature_flags LIMIT 5"',
+            "Query it:  .venv/bin/analytics-assets query"
+            ' "SELECT name, killed FROM feature_flag_definitions LIMIT 5"',
             highlight=False,
         )
     return code
@@ -284,6 +290,26 @@ def command_dev(args: argparse.Namespace) -> int:
         if sandbox is not None:
             sandbox.stop()
     return 0 if stopping.is_set() else process.returncode
+
+
+def command_query(sql: str) -> int:
+    """Run SQL in the warehouse dataset (its tables need no schema prefix) and print it."""
+    from analytics_assets.warehouse import WarehouseSettings, make_pipeline
+
+    pipeline = make_pipeline(WarehouseSettings.from_environment())
+    try:
+        with pipeline.sql_client() as client, client.execute_query(sql) as cursor:
+            columns = [d[0] for d in cursor.description or []]
+            rows = cursor.fetchall()
+    except Exception as exc:  # a typo in SQL deserves the database's message, not a trace
+        message = str(exc).strip().splitlines()
+        console.print(f"[bold red]query failed:[/] {message[0] if message else exc}")
+        return 1
+    table = Table(*columns)
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row))
+    out.print(table)
+    return 0
 
 
 def command_check_freshness() -> int:

@@ -54,6 +54,13 @@ def test_sync_end_to_end_then_selections_and_freshness(sandbox_factory, tmp_path
     warehouse = WarehouseSettings(duckdb_path=str(tmp_path / "data" / "analytics.duckdb"))
     assert_matches_truth(warehouse, truth)
 
+    counted = _cli(["query", "SELECT count(*) AS n FROM segments_keys"], tmp_path, env)
+    assert (
+        counted.returncode == 0 and str(truth["tables"]["segments_keys"]["count"]) in counted.stdout
+    )
+    typo = _cli(["query", "SELEC nothing"], tmp_path, env)
+    assert typo.returncode == 1 and "query failed" in typo.stderr and "Traceback" not in typo.stderr
+
     fresh = _cli(["check-freshness"], tmp_path, env)
     assert fresh.returncode == 0, fresh.stdout + fresh.stderr
 
