@@ -111,6 +111,7 @@ class RequestPacer:
     """
 
     WINDOW_SECONDS = 1.0
+    JITTER = 0.03
     # Stay a little under a learned limit: another client of the same org may be running.
     LEARNED_HEADROOM = 0.9
 
@@ -130,19 +131,32 @@ class RequestPacer:
 
     def acquire(self) -> float:
         """Block until this request may start; returns the seconds waited."""
+        slot = self.reserve()
+        wait = slot - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+            return wait
+        return 0.0
+
+    def reserve(self) -> float:
+        """Book the next start time (``time.monotonic()`` scale) without waiting for it."""
         with self._lock:
             now = time.monotonic()
             slot = max(now, self._paused_until)
             rate = self.rate
             if rate:
                 slot = max(slot, self._next_slot)
+                # Split counts requests in a sliding one-second window. Starting each window's
+                # worth of requests a little more than a second after the first one absorbs
+                # network jitter, which would otherwise squeeze R + 1 requests into a window.
+                window_start = len(self._sent) - int(rate)
+                if window_start >= 0:
+                    slot = max(slot, self._sent[window_start] + self.WINDOW_SECONDS + self.JITTER)
                 self._next_slot = slot + 1.0 / rate
             self._sent.append(slot)
-        wait = slot - time.monotonic()
-        if wait > 0:
-            time.sleep(wait)
-            return wait
-        return 0.0
+            while self._sent and self._sent[0] < slot - 2 * self.WINDOW_SECONDS:
+                self._sent.popleft()
+        return slot
 
     def observe(self, response: requests.Response) -> None:
         """Learn from Split's headers on any response."""

@@ -236,6 +236,10 @@ def _resource_config(endpoint: Endpoint, scope: SyncScope, settings: SplitSettin
         "primary_key": None if endpoint.history else list(endpoint.primary_key),
         "write_disposition": _write_disposition(endpoint, scope),
         "columns": _key_columns(endpoint),
+        # Every resource runs in dlt's worker pool, and a child's requests for different
+        # parents too: with latency L and a limit R, R x L requests must be in flight to reach
+        # the limit. The session's semaphore and pacer keep the total within bounds.
+        "parallelized": True,
     }
     if parent_fields:
         config["include_from_parent"] = [
@@ -243,7 +247,6 @@ def _resource_config(endpoint: Endpoint, scope: SyncScope, settings: SplitSettin
             for name in parent_fields
         ]
         config["processing_steps"] = [{"map": _rename_parent_fields(parent_fields)}]
-        config["parallelized"] = True
     if endpoint.history:
         # Targeting rules and treatments stay whole JSON documents in each version's row, so
         # a version is one row. dlt's row hash covers every field: any change in Split

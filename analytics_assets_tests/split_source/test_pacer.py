@@ -1,0 +1,41 @@
+"""The pacer never books more than R request starts in any one-second window."""
+
+from __future__ import annotations
+
+import threading
+
+from analytics_assets.split_source.client import RequestPacer
+
+
+def test_configured_limit_holds_in_every_sliding_window_across_threads():
+    rate = 20
+    pacer = RequestPacer(max_requests_per_second=rate)
+    slots: list[float] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        for _ in range(50):
+            slot = pacer.reserve()
+            with lock:
+                slots.append(slot)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    slots.sort()
+    assert len(slots) == 200
+    # Any rate + 1 consecutive starts span more than a second (plus a jitter margin)...
+    spans = [slots[i + rate] - slots[i] for i in range(len(slots) - rate)]
+    assert min(spans) >= 1.0 + RequestPacer.JITTER - 1e-9
+    # ...while the limit is still used: 200 starts are booked over about 10 s, not much more.
+    assert slots[-1] - slots[0] < 200 / rate * 1.05
+
+
+def test_a_429_holds_every_request_back_until_the_reset():
+    pacer = RequestPacer(max_requests_per_second=None)
+    first = pacer.reserve()
+    pacer.pause(2.0)
+    assert pacer.reserve() >= first + 2.0 - 0.05
