@@ -1,13 +1,13 @@
 """Where the data lands: the dlt destination, dataset and pipeline (no Dagster imports).
 
-=========================  ======================================================================
-``ANALYTICS_DESTINATION``  Any dlt destination name (duckdb, postgres, bigquery, snowflake,
-                           motherduck, ...); default ``duckdb``. Credentials come from standard
-                           dlt configuration (``.dlt/secrets.toml`` or ``DESTINATION__...``).
-``ANALYTICS_DUCKDB_PATH``  The DuckDB file for the default destination; default
-                           ``data/analytics.duckdb`` (relative to the working directory).
-``ANALYTICS_DATASET``      The dataset (schema) name; default ``split``.
-=========================  ======================================================================
+- ``ANALYTICS_DESTINATION``: any dlt destination name (duckdb, postgres, bigquery, snowflake,
+  motherduck, ...); default ``duckdb``. Credentials come from standard dlt configuration
+  (``.dlt/secrets.toml`` or ``DESTINATION__...`` variables).
+- ``ANALYTICS_DUCKDB_PATH``: the DuckDB file; default ``data/analytics.duckdb`` (relative to
+  the working directory).
+- ``ANALYTICS_DATASET``: the dataset (schema) name; default ``split``.
+- ``ANALYTICS_DUCKDB_MEMORY_LIMIT``: DuckDB's memory cap while loading (it spills to disk
+  beyond it); default ``256MB``.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from typing import Any
 
 import dlt
 from dlt.common.destination import Destination
+from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 from analytics_assets.split_source.errors import SplitConfigurationError
 
@@ -32,6 +33,7 @@ logger = logging.getLogger("analytics_assets.warehouse")
 PIPELINE_NAME = "split"
 DEFAULT_DUCKDB_PATH = "data/analytics.duckdb"
 DEFAULT_DATASET = "split"
+DEFAULT_DUCKDB_MEMORY_LIMIT = "256MB"
 # Destinations that allow one writer process at a time: Dagster serializes their writers.
 SINGLE_WRITER_DESTINATIONS = frozenset({"duckdb"})
 
@@ -43,6 +45,7 @@ class WarehouseSettings:
     destination: str = "duckdb"
     duckdb_path: str = DEFAULT_DUCKDB_PATH
     dataset: str = DEFAULT_DATASET
+    duckdb_memory_limit: str = DEFAULT_DUCKDB_MEMORY_LIMIT
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> WarehouseSettings:
@@ -51,6 +54,8 @@ class WarehouseSettings:
             destination=(env.get("ANALYTICS_DESTINATION") or "duckdb").strip(),
             duckdb_path=env.get("ANALYTICS_DUCKDB_PATH") or DEFAULT_DUCKDB_PATH,
             dataset=env.get("ANALYTICS_DATASET") or DEFAULT_DATASET,
+            duckdb_memory_limit=env.get("ANALYTICS_DUCKDB_MEMORY_LIMIT")
+            or DEFAULT_DUCKDB_MEMORY_LIMIT,
         )
         settings.validate()
         return settings
@@ -80,11 +85,25 @@ class WarehouseSettings:
                 f" of: {known}."
             ) from None
 
-    def dlt_destination(self) -> Any:
+    def dlt_destination(self, staging_suffix: str | None = None) -> Any:
+        """The dlt destination. ``staging_suffix`` gives a run its own staging dataset."""
         if self.destination_type == "duckdb":
             path = Path(self.duckdb_path).expanduser()
             path.parent.mkdir(parents=True, exist_ok=True)
-            return dlt.destinations.duckdb(str(path.resolve()))
+            credentials = DuckDbCredentials(str(path.resolve()))
+            # DuckDB takes up to 80% of RAM by default; the merge of a million segment keys
+            # would. A cap makes it spill to disk instead, keeping a sync's memory flat.
+            credentials.global_config = {
+                "memory_limit": self.duckdb_memory_limit,
+                "preserve_insertion_order": False,
+            }
+            return dlt.destinations.duckdb(credentials)
+        if staging_suffix:
+            # dlt empties the shared `<dataset>_staging` tables at the start of every load, so
+            # two concurrent runs merging the same table would merge each other's rows.
+            return Destination.from_reference(
+                self.destination, staging_dataset_name_layout=f"%s_staging_{staging_suffix}"
+            )
         return Destination.from_reference(self.destination)
 
     def describe(self) -> str:
@@ -108,19 +127,36 @@ def make_pipeline(
     *,
     pipeline_name: str = PIPELINE_NAME,
     pipelines_dir: str | None = None,
+    run_id: str | None = None,
 ) -> dlt.Pipeline:
     """A dlt pipeline into the configured warehouse.
 
     Concurrent runs (Dagster partitions on a multi-writer destination) pass their own
-    ``pipelines_dir``: dlt keeps per-run working files there, and two runs sharing one
-    would race (dlt-hub/dlt#1102).
+    ``pipelines_dir`` and ``run_id``: dlt keeps per-run working files in the first (two runs
+    sharing one would race, dlt-hub/dlt#1102), and a multi-writer destination then gets a
+    staging dataset per run (drop it with ``drop_run_staging`` afterwards).
     """
+    staging_suffix = None
+    if run_id and not warehouse.single_writer:
+        staging_suffix = "".join(c for c in run_id if c.isalnum())[:12].lower()
     return dlt.pipeline(
         pipeline_name=pipeline_name,
-        destination=warehouse.dlt_destination(),
+        destination=warehouse.dlt_destination(staging_suffix),
         dataset_name=warehouse.dataset,
         pipelines_dir=pipelines_dir,
     )
+
+
+def drop_run_staging(pipeline: dlt.Pipeline, warehouse: WarehouseSettings) -> None:
+    """Drop a run's own staging dataset (see ``make_pipeline``); the shared one is kept."""
+    if warehouse.single_writer:
+        return
+    try:
+        with pipeline.sql_client() as client, client.with_staging_dataset():
+            if client.has_dataset():
+                client.drop_dataset()
+    except Exception as exc:  # a leftover staging schema is untidy, not a failed load
+        logger.warning("Could not drop the run's staging dataset: %s", exc)
 
 
 def check_destination(pipeline: dlt.Pipeline, warehouse: WarehouseSettings) -> None:

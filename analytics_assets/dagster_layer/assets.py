@@ -52,6 +52,7 @@ from analytics_assets.split_source.errors import find_split_error
 from analytics_assets.warehouse import (
     WarehouseSettings,
     check_destination,
+    drop_run_staging,
     make_pipeline,
     writer_lock,
 )
@@ -61,12 +62,14 @@ TRANSLATOR = SplitTranslator(_WAREHOUSE.destination_type, _WAREHOUSE.dataset)
 # DuckDB takes one writer process: its loads share a pool whose limit the shipped instance
 # config sets to 1. Other destinations load partitions concurrently; their pool bounds how
 # many runs share the API's rate limit.
-POOL = "split_duckdb_writer" if _WAREHOUSE.single_writer else "split_api"
+WAREHOUSE_IS_SINGLE_WRITER = _WAREHOUSE.single_writer
+POOL = "split_duckdb_writer" if WAREHOUSE_IS_SINGLE_WRITER else "split_api"
 
 # Definition-time sources only describe the assets; runs build their own (see module doc).
 _DEFINITION_SETTINGS = SplitSettings(api_key="definition-only", base_url="http://localhost/")
+# Its own folder per process: a shared one would carry another destination's state.
 _DEFINITION_PIPELINE = make_pipeline(
-    _WAREHOUSE, pipelines_dir=tempfile.gettempdir() + "/analytics-assets-definitions"
+    _WAREHOUSE, pipelines_dir=tempfile.mkdtemp(prefix="analytics-assets-definitions-")
 )
 
 
@@ -78,7 +81,8 @@ def _listing(pipeline: Any, table: str) -> list[dict[str, Any]]:
     columns = "id, name, workspace_id, production" if table == "environments" else "id, name"
     query = f"SELECT {columns} FROM {table} ORDER BY id"
     with pipeline.sql_client() as client, client.execute_query(query) as cursor:
-        names = [d[0] for d in cursor.description]
+        # lower-case: Snowflake returns upper-case identifiers
+        names = [d[0].lower() for d in cursor.description]
         rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
     return [listing_entry(row) for row in rows]
 
@@ -100,13 +104,16 @@ def run_split_load(
     stats = RequestStats()
     source = split_source(settings, scope, stats).with_resources(*tables)
     pipelines_dir = tempfile.mkdtemp(prefix="analytics-assets-dlt-")
+    pipeline = None
     target = "the local sandbox" if split_api.uses_sandbox else settings.normalized_base_url
     context.log.info(
         f"Loading {', '.join(tables)} from {target} into {warehouse_settings.describe()}"
     )
     try:
         with writer_lock(warehouse_settings):
-            pipeline = make_pipeline(warehouse_settings, pipelines_dir=pipelines_dir)
+            pipeline = make_pipeline(
+                warehouse_settings, pipelines_dir=pipelines_dir, run_id=context.run_id
+            )
             check_destination(pipeline, warehouse_settings)
             results = dlt.run(context=context, dlt_source=source, dlt_pipeline=pipeline)
             for result in results.fetch_row_count():
@@ -134,6 +141,8 @@ def run_split_load(
             ) from None
         raise
     finally:
+        if pipeline is not None:
+            drop_run_staging(pipeline, warehouse_settings)
         shutil.rmtree(pipelines_dir, ignore_errors=True)
     context.log.info(
         f"Split API: {stats.requests} requests, {stats.retries} retries,"

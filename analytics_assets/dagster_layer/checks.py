@@ -18,7 +18,7 @@ from dagster import (
     multi_asset_check,
 )
 
-from analytics_assets.dagster_layer.assets import POOL
+from analytics_assets.dagster_layer.assets import POOL, WAREHOUSE_IS_SINGLE_WRITER
 from analytics_assets.dagster_layer.policies import CADENCES
 from analytics_assets.dagster_layer.resources import WarehouseResource
 from analytics_assets.dagster_layer.translator import GROUP_BY_TABLE, asset_key
@@ -160,7 +160,9 @@ def _group_checks(group: str) -> Any:
         name=f"{group}_quality",
         specs=[c.spec for c in checks],
         can_subset=True,
-        pool=POOL,
+        # Reads only: on DuckDB they queue with the writers for the file; elsewhere they must
+        # not take API slots away from loads.
+        pool=POOL if WAREHOUSE_IS_SINGLE_WRITER else None,
     )
     def quality(context: AssetCheckExecutionContext, warehouse: WarehouseResource):
         selected = context.selected_asset_check_keys

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import statistics
 import threading
 import time
 from collections import deque
@@ -103,40 +104,54 @@ class RequestStats:
 class RequestPacer:
     """Keeps request starts under the rate limit, shared by every thread of a sync.
 
-    With a configured limit R it hands out start slots 1/R apart, so several requests can be
-    in flight at once (needed when R x latency > 1) without exceeding R per second. Without
-    one, it learns the limit from ``X-RateLimit-Remaining-*``: remaining + what this client
-    sent in the last second is the server's window size, and requests are paced to it.
-    A 429 pushes every thread's next slot past the reset time the server gave.
+    With a configured limit R it books start slots 1/R apart, so several requests can be in
+    flight at once (needed when R x latency > 1) without exceeding R per second. Without one,
+    it learns the limit from ``X-RateLimit-Remaining-*``: remaining + the responses of the
+    last second is the server's window size (the median of recent estimates, with headroom
+    for other clients of the same org). A 429 holds every thread back until the reset time.
     """
 
     WINDOW_SECONDS = 1.0
+    # Split counts requests in a sliding one-second window; starting R requests a little more
+    # than a second apart absorbs network jitter that would squeeze R + 1 into one window.
     JITTER = 0.03
-    # Stay a little under a learned limit: another client of the same org may be running.
+    # Stay under a learned limit: another client of the same org may be running.
     LEARNED_HEADROOM = 0.9
+    ESTIMATES_KEPT = 21
 
     def __init__(self, max_requests_per_second: float | None) -> None:
         self._configured = max_requests_per_second
-        self._learned: float | None = None
+        self._estimates: deque[int] = deque(maxlen=self.ESTIMATES_KEPT)
         self._next_slot = 0.0
         self._paused_until = 0.0
-        self._sent: deque[float] = deque()
+        self._booked: deque[float] = deque()
+        self._started: deque[float] = deque()
+        self._answered: deque[float] = deque()
         self._lock = threading.Lock()
 
     @property
     def rate(self) -> float | None:
-        if self._configured and self._learned:
-            return min(self._configured, self._learned)
-        return self._configured or self._learned
+        """Requests per second in force: the configured limit, else the learned one."""
+        if self._configured:
+            return self._configured
+        if self._estimates:
+            return max(1.0, statistics.median(self._estimates) * self.LEARNED_HEADROOM)
+        return None
 
     def acquire(self) -> float:
         """Block until this request may start; returns the seconds waited."""
-        slot = self.reserve()
-        wait = slot - time.monotonic()
-        if wait > 0:
-            time.sleep(wait)
-            return wait
-        return 0.0
+        waited = self._sleep_until(self.reserve())
+        # A stalled machine can wake several sleeping threads at once: check the real start
+        # times too, so a burst never puts R + 1 requests into one window.
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                delay = self._window_delay(self._started, now)
+                if delay <= 0:
+                    self._started.append(now)
+                    self._prune(self._started, now - 2 * self.WINDOW_SECONDS)
+                    return waited
+            waited += self._sleep_until(now + delay)
 
     def reserve(self) -> float:
         """Book the next start time (``time.monotonic()`` scale) without waiting for it."""
@@ -146,17 +161,31 @@ class RequestPacer:
             rate = self.rate
             if rate:
                 slot = max(slot, self._next_slot)
-                # Split counts requests in a sliding one-second window. Starting each window's
-                # worth of requests a little more than a second after the first one absorbs
-                # network jitter, which would otherwise squeeze R + 1 requests into a window.
-                window_start = len(self._sent) - int(rate)
-                if window_start >= 0:
-                    slot = max(slot, self._sent[window_start] + self.WINDOW_SECONDS + self.JITTER)
+                slot += max(0.0, self._window_delay(self._booked, slot))
                 self._next_slot = slot + 1.0 / rate
-            self._sent.append(slot)
-            while self._sent and self._sent[0] < slot - 2 * self.WINDOW_SECONDS:
-                self._sent.popleft()
+            self._booked.append(slot)
+            self._prune(self._booked, slot - 2 * self.WINDOW_SECONDS)
         return slot
+
+    def _window_delay(self, starts: deque[float], at: float) -> float:
+        """How much later than ``at`` a start must be to keep R starts per sliding window."""
+        rate = self.rate
+        if not rate or len(starts) < int(rate):
+            return 0.0
+        return starts[-int(rate)] + self.WINDOW_SECONDS + self.JITTER - at
+
+    @staticmethod
+    def _prune(times: deque[float], before: float) -> None:
+        while times and times[0] < before:
+            times.popleft()
+
+    @staticmethod
+    def _sleep_until(moment: float) -> float:
+        wait = moment - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+            return wait
+        return 0.0
 
     def observe(self, response: requests.Response) -> None:
         """Learn from Split's headers on any response."""
@@ -165,12 +194,11 @@ class RequestPacer:
             return
         with self._lock:
             now = time.monotonic()
-            while self._sent and self._sent[0] < now - self.WINDOW_SECONDS:
-                self._sent.popleft()
-            window = remaining + len(self._sent)
+            self._answered.append(now)
+            self._prune(self._answered, now - self.WINDOW_SECONDS)
+            window = remaining + len(self._answered)
             if window < 1_000_000:  # a huge value means "unlimited": do not pace
-                learned = max(1.0, window * self.LEARNED_HEADROOM)
-                self._learned = learned if self._learned is None else min(self._learned, learned)
+                self._estimates.append(window)
 
     def pause(self, seconds: float) -> None:
         """Hold every request back (after a 429) until the server's reset time."""
