@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev,postgres,browser]"
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev,postgres,browser,bigquery,snowflake,bench]"
 	touch $(STAMP)
 
 demo: $(STAMP)
