@@ -106,6 +106,12 @@ class WarehouseSettings:
             )
         return Destination.from_reference(self.destination)
 
+    def run_options(self) -> dict[str, Any]:
+        """Options for ``pipeline.run``. DuckDB loads Parquet files with far less memory than
+        the SQL insert files dlt writes by default (measured: 905 -> 537 MB peak at 1.25M
+        segment keys)."""
+        return {"loader_file_format": "parquet"} if self.destination_type == "duckdb" else {}
+
     def describe(self) -> str:
         if self.destination_type == "duckdb":
             return f"duckdb file {Path(self.duckdb_path).expanduser().resolve()}"

@@ -115,7 +115,12 @@ def run_split_load(
                 warehouse_settings, pipelines_dir=pipelines_dir, run_id=context.run_id
             )
             check_destination(pipeline, warehouse_settings)
-            results = dlt.run(context=context, dlt_source=source, dlt_pipeline=pipeline)
+            results = dlt.run(
+                context=context,
+                dlt_source=source,
+                dlt_pipeline=pipeline,
+                **warehouse_settings.run_options(),
+            )
             for result in results.fetch_row_count():
                 table = result.asset_key.path[-1]
                 extra: dict[str, Any] = {

@@ -11,19 +11,17 @@ Against the local sandbox instead of the real API:
 
 from __future__ import annotations
 
-import dlt
-
 from analytics_assets.split_source import RequestStats, SplitSettings, split_source
+from analytics_assets.warehouse import WarehouseSettings, make_pipeline
 
 
 def load_split(duckdb_path: str = "data/analytics.duckdb", dataset: str = "split") -> None:
     stats = RequestStats()
-    pipeline = dlt.pipeline(
-        pipeline_name="split",
-        destination=dlt.destinations.duckdb(duckdb_path),
-        dataset_name=dataset,
+    warehouse = WarehouseSettings(duckdb_path=duckdb_path, dataset=dataset)
+    pipeline = make_pipeline(warehouse)
+    load_info = pipeline.run(
+        split_source(SplitSettings.from_environment(), stats=stats), **warehouse.run_options()
     )
-    load_info = pipeline.run(split_source(SplitSettings.from_environment(), stats=stats))
     print(load_info)
     print(f"requests: {stats.requests}, retries: {stats.retries}, 429s: {stats.rate_limited}")
     with pipeline.sql_client() as client:
