@@ -1,0 +1,1 @@
+"""The Dagster UI, driven end to end in headless Chromium (``pytest -m browser``)."""
