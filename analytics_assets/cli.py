@@ -157,6 +157,7 @@ def command_sync(args: argparse.Namespace) -> int:
     from analytics_assets.dagster_layer.sync import (
         SyncFailed,
         SyncOptions,
+        check_configuration,
         current_row_counts,
         run_sync,
     )
@@ -167,6 +168,7 @@ def command_sync(args: argparse.Namespace) -> int:
         workspaces=tuple(args.workspace) if args.workspace else None,
         environments=tuple(args.environment) if args.environment else None,
     )
+    check_configuration()  # bad settings fail here, in seconds, before any run starts
     from analytics_assets.definitions import build_definitions
 
     try:

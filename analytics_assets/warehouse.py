@@ -191,7 +191,8 @@ def writer_lock(warehouse: WarehouseSettings, *, wait_seconds: float = 3600.0) -
     if not warehouse.single_writer:
         yield
         return
-    lock_path = Path(warehouse.duckdb_path).expanduser().resolve().with_suffix(".writer.lock")
+    database = Path(warehouse.duckdb_path).expanduser().resolve()
+    lock_path = database.with_suffix(".writer.lock")
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_path, "a+") as handle:
         deadline = time.monotonic() + wait_seconds
@@ -204,13 +205,13 @@ def writer_lock(warehouse: WarehouseSettings, *, wait_seconds: float = 3600.0) -
                 if not announced:
                     logger.warning(
                         "Another process is writing to %s; waiting for it to finish.",
-                        lock_path.with_suffix(""),
+                        database,
                     )
                     announced = True
                 if time.monotonic() > deadline:
                     raise SplitConfigurationError(
                         f"Gave up after {wait_seconds:.0f}s waiting for another writer of"
-                        f" {lock_path.with_suffix('')}. Is a sync stuck? Check running syncs."
+                        f" {database}. Is a sync stuck? Check running syncs."
                     ) from None
                 time.sleep(0.5)
         try:

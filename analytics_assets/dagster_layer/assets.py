@@ -9,6 +9,8 @@ cannot be run twice in one process, and each partition needs its own requests an
 run over many partitions is one dlt run (single-run backfill policy).
 """
 
+import atexit
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -68,9 +70,15 @@ POOL = "split_duckdb_writer" if WAREHOUSE_IS_SINGLE_WRITER else "split_api"
 # Definition-time sources only describe the assets; runs build their own (see module doc).
 _DEFINITION_SETTINGS = SplitSettings(api_key="definition-only", base_url="http://localhost/")
 # Its own folder per process: a shared one would carry another destination's state.
-_DEFINITION_PIPELINE = make_pipeline(
-    _WAREHOUSE, pipelines_dir=tempfile.mkdtemp(prefix="analytics-assets-definitions-")
-)
+_DEFINITION_PIPELINES_DIR = tempfile.mkdtemp(prefix="analytics-assets-definitions-")
+_DEFINITION_PIPELINE = make_pipeline(_WAREHOUSE, pipelines_dir=_DEFINITION_PIPELINES_DIR)
+
+
+@atexit.register
+def _remove_definition_pipelines_dir(owner: int = os.getpid()) -> None:
+    # Every process that loads the code location would otherwise leave a folder behind.
+    if os.getpid() == owner:
+        shutil.rmtree(_DEFINITION_PIPELINES_DIR, ignore_errors=True)
 
 
 def _definition_source(scope: SyncScope, tables: Sequence[str]) -> Any:

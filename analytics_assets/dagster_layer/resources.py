@@ -13,6 +13,7 @@ from dagster import ConfigurableResource, EnvVar
 from pydantic import Field
 
 from analytics_assets.split_source import SplitSettings
+from analytics_assets.split_source.settings import _env_number
 from analytics_assets.warehouse import WarehouseSettings
 
 SANDBOX_BASE_URL = "http://127.0.0.1:8765/internal/api"
@@ -59,10 +60,14 @@ class WarehouseResource(ConfigurableResource):
     destination: str = "duckdb"
     duckdb_path: str = "data/analytics.duckdb"
     dataset: str = "split"
+    duckdb_memory_limit: str = "256MB"
 
     def settings(self) -> WarehouseSettings:
         settings = WarehouseSettings(
-            destination=self.destination, duckdb_path=self.duckdb_path, dataset=self.dataset
+            destination=self.destination,
+            duckdb_path=self.duckdb_path,
+            dataset=self.dataset,
+            duckdb_memory_limit=self.duckdb_memory_limit,
         )
         settings.validate()
         return settings
@@ -72,15 +77,33 @@ def _env_or_none(name: str) -> EnvVar | None:
     return EnvVar(name) if os.environ.get(name) else None
 
 
+def _rate_from_environment() -> float | None:
+    # A malformed value is a configuration error with its variable's name, not a ValueError.
+    rate = _env_number(os.environ, "SPLIT_MAX_REQUESTS_PER_SECOND", float, None)
+    return None if rate is None else float(rate)  # type: ignore[arg-type]
+
+
 def split_api_from_environment() -> SplitApiResource:
     """Bind the resource to the environment by reference (EnvVar), never by value."""
-    rate = os.environ.get("SPLIT_MAX_REQUESTS_PER_SECOND")
     return SplitApiResource(
         api_key=_env_or_none("SPLIT_API_KEY"),
         base_url=_env_or_none("SPLIT_API_BASE_URL"),
         auth_scheme=os.environ.get("SPLIT_AUTH_SCHEME", "bearer"),
-        max_requests_per_second=float(rate) if rate else None,
+        max_requests_per_second=_rate_from_environment(),
     )
+
+
+def split_settings_from_environment() -> SplitSettings:
+    """The settings a run of ``split_api_from_environment()`` will resolve, resolved now.
+
+    For checks before any run starts (the CLI's preflight); the same rules as the resource.
+    """
+    return SplitApiResource(
+        api_key=os.environ.get("SPLIT_API_KEY") or None,
+        base_url=os.environ.get("SPLIT_API_BASE_URL") or None,
+        auth_scheme=os.environ.get("SPLIT_AUTH_SCHEME", "bearer"),
+        max_requests_per_second=_rate_from_environment(),
+    ).settings()
 
 
 def warehouse_from_environment() -> WarehouseResource:
@@ -89,4 +112,5 @@ def warehouse_from_environment() -> WarehouseResource:
         destination=settings.destination,
         duckdb_path=settings.duckdb_path,
         dataset=settings.dataset,
+        duckdb_memory_limit=settings.duckdb_memory_limit,
     )

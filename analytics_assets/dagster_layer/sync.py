@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import socket
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -21,7 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dagster import DagsterEventType, DagsterInstance, Definitions
+from dagster import DagsterEventType, DagsterInstance, Definitions, RunsFilter
+from dagster._core.storage.dagster_run import NOT_FINISHED_STATUSES
 
 from analytics_assets.dagster_layer.instance import ensure_instance_home
 from analytics_assets.dagster_layer.partitions import (
@@ -42,7 +44,13 @@ from analytics_assets.dagster_layer.translator import (
 )
 from analytics_assets.split_source import TABLES, SplitConfigurationError
 
-QUIET_LOGGERS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# The CLI prints each failure once, as the user should read it; Dagster's console logger would
+# repeat it with a stack trace (the run's event log in the UI keeps the full detail).
+QUIET_LOGGERS = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+LAUNCHED_BY_TAG = "split/launched_by"
+LAUNCHED_BY = "analytics-assets sync"
+SYNC_INSTANCE_TAG = "split/sync_instance"
+"""Which host and instance home a sync ran from: the scope of its exclusive lock."""
 
 
 class SyncFailed(Exception):
@@ -101,6 +109,63 @@ def exclusive_sync(home: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _sync_instance_id(home: Path) -> str:
+    return f"{socket.gethostname()}:{home}"
+
+
+def recover_interrupted_runs(instance: DagsterInstance, home: Path) -> list[str]:
+    """Close the runs of an earlier sync whose process died (SIGKILL, OOM, power loss).
+
+    Such a run stays STARTED forever and keeps its slot of the ``split_duckdb_writer`` pool,
+    so every later load (CLI or UI) would wait for it forever. Called under the exclusive
+    sync lock: no other sync of this instance home on this host is alive, so each unfinished
+    run it launched is an orphan. It is marked failed and its concurrency slots are freed.
+    """
+    records = instance.get_run_records(
+        RunsFilter(
+            tags={LAUNCHED_BY_TAG: LAUNCHED_BY, SYNC_INSTANCE_TAG: _sync_instance_id(home)},
+            statuses=NOT_FINISHED_STATUSES,
+        )
+    )
+    recovered = []
+    for record in records:
+        run = record.dagster_run
+        instance.report_run_failed(
+            run,
+            "The analytics-assets sync that ran this run ended without finishing it (killed or"
+            " crashed); marked failed by the next sync. Its tables keep their last complete"
+            " load.",
+        )
+        if instance.event_log_storage.supports_global_concurrency_limits:
+            instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        recovered.append(run.run_id)
+    return recovered
+
+
+def check_configuration() -> None:
+    """Fail in seconds on bad configuration, before any Dagster run is created.
+
+    The API settings (key, base URL, auth scheme, numbers), the destination's name and, for
+    a server destination, its credentials: the same checks each run makes, done once up
+    front. A DuckDB file is left to the runs, which open it under the writer lock.
+    """
+    import shutil
+    import tempfile
+
+    from analytics_assets.dagster_layer.resources import split_settings_from_environment
+    from analytics_assets.warehouse import WarehouseSettings, check_destination, make_pipeline
+
+    split_settings_from_environment()
+    warehouse = WarehouseSettings.from_environment()
+    if warehouse.single_writer:
+        return
+    pipelines_dir = tempfile.mkdtemp(prefix="analytics-assets-check-")
+    try:
+        check_destination(make_pipeline(warehouse, pipelines_dir=pipelines_dir), warehouse)
+    finally:
+        shutil.rmtree(pipelines_dir, ignore_errors=True)
+
+
 def _resolve(names: Sequence[str], listing: Sequence[dict[str, Any]], kind: str) -> list[str]:
     """Map ids or names given on the command line to ids, failing on unknown ones."""
     by_id = {e["id"]: e for e in listing}
@@ -149,6 +214,12 @@ def run_sync(
     report = SyncReport()
     started = time.monotonic()
     with exclusive_sync(home):
+        recovered = recover_interrupted_runs(instance, home)
+        if recovered:
+            progress(
+                f"Marked {len(recovered)} run(s) of an interrupted sync as failed and freed"
+                " their concurrency slots."
+            )
         org_tables = [t for t in ORGANISATION_TABLES if t in selected]
         org_tables = list(dict.fromkeys(["workspaces", "environments", *org_tables]))
         _run(defs, instance, "split_organisation_refresh", org_tables, None, report, progress)
@@ -203,7 +274,11 @@ def _run(
     partition_count: int = 0,
 ) -> None:
     job = defs.resolve_job_def(job_name)
-    tags = {"split/launched_by": "analytics-assets sync"}
+    tags = {
+        LAUNCHED_BY_TAG: LAUNCHED_BY,
+        # ensure_instance_home() exported the resolved home the sync lock lives in.
+        SYNC_INSTANCE_TAG: _sync_instance_id(Path(os.environ["DAGSTER_HOME"])),
+    }
     label = job_name
     if partition_range:
         tags[PARTITION_RANGE_START], tags[PARTITION_RANGE_END] = partition_range
@@ -250,7 +325,10 @@ def _failure_message(result: Any, label: str) -> str:
                 if event.step_failure_data.user_failure_data
                 else None
             )
-            detail = user_message or (error.message.strip() if error else "unknown error")
+            if user_message:  # an expected failure (Failure): its message says it all
+                return f"{label} failed: {user_message}"
+            # Anything else is a bug: keep its stack trace, which the quiet console hides.
+            detail = error.to_string().strip() if error else "unknown error"
             return f"{label} failed: {detail}"
     return f"{label} failed (run {result.run_id}); see the run in the UI for details."
 

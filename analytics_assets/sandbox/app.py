@@ -8,6 +8,7 @@ limiting, faults, latency and statistics are applied around them by
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import secrets
 from collections.abc import Awaitable, Callable
@@ -58,7 +59,9 @@ class SandboxState:
 
     def __init__(self, config: SandboxConfig, org: Organisation | None = None) -> None:
         self.config = config
-        self.org = org or build_organisation(config.seed, config.size, config.generation)
+        self.org = _with_drift(
+            org or build_organisation(config.seed, config.size, config.generation), config.drift
+        )
         self.stats = RequestStats()
         self.rate_limiter = SlidingWindowRateLimiter(config.effective_rate_limit)
         self.faults = FaultInjector()
@@ -72,10 +75,18 @@ class SandboxState:
                 self.org = await run_in_threadpool(
                     build_organisation, new.seed, new.size, new.generation
                 )
+            self.org = _with_drift(self.org, new.drift)
             if new.effective_rate_limit != self.config.effective_rate_limit:
                 self.rate_limiter = SlidingWindowRateLimiter(new.effective_rate_limit)
             self.config = new
             return new
+
+
+def _with_drift(org: Organisation, drift: tuple[str, ...]) -> Organisation:
+    """The organisation serving ``drift``: a shallow copy, swapped in whole like a generation."""
+    if org.drift == drift:
+        return org
+    return dataclasses.replace(org, drift=drift)
 
 
 def error_body(error: ApiError) -> bytes:

@@ -27,9 +27,11 @@ import uvicorn.config
 
 from analytics_assets.sandbox.app import SandboxState, create_app
 from analytics_assets.sandbox.config import (
+    DRIFT_KINDS,
     FAULT_KINDS,
     ConfigError,
     SandboxConfig,
+    parse_drift,
     parse_fault_kinds,
 )
 from analytics_assets.sandbox.endpoints import API_PREFIX
@@ -94,6 +96,12 @@ def add_sandbox_arguments(parser: argparse.ArgumentParser) -> None:
         help="refuse /users and /groups with 403, like an account migrated to Harness",
     )
     parser.add_argument(
+        "--drift",
+        default="",
+        help=f"schema drift of feature-flag records: comma-separated subset of"
+        f" {','.join(DRIFT_KINDS)} (default none)",
+    )
+    parser.add_argument(
         "--max-consecutive-faults",
         type=int,
         default=2,
@@ -122,6 +130,7 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         retry_after=args.retry_after,
         harness_mode=args.harness_mode,
         max_consecutive_faults=args.max_consecutive_faults,
+        drift=parse_drift(args.drift),
     )
 
 

@@ -26,6 +26,13 @@ FAULT_KINDS: tuple[str, ...] = (
 )
 """Transient failures the sandbox can inject; see :mod:`analytics_assets.sandbox.faults`."""
 
+DRIFT_KINDS: tuple[str, ...] = ("new_field", "type_change")
+"""Schema drift the sandbox can apply to feature-flag records (contract §2.4):
+
+* ``new_field``: every record gains ``releaseChannel`` (a string), a field the API never sent;
+* ``type_change``: ``creationTime`` is served as an ISO-8601 string instead of epoch millis.
+"""
+
 CONTROLLABLE = (
     "generation",
     "api_key",
@@ -37,6 +44,7 @@ CONTROLLABLE = (
     "retry_after",
     "max_consecutive_faults",
     "harness_mode",
+    "drift",
 )
 """Settings ``POST /_sandbox/control`` accepts."""
 
@@ -66,6 +74,8 @@ class SandboxConfig:
     harness_mode: bool = False
     """Behave like an account migrated to Harness: /users and /groups are refused (403).
     Contract §1.2 says they "will not function" there; the exact error is undocumented."""
+    drift: tuple[str, ...] = ()
+    """Schema drift applied to what is served (and to the ground truth); see DRIFT_KINDS."""
 
     def __post_init__(self) -> None:
         if self.size not in SIZES:
@@ -88,6 +98,12 @@ class SandboxConfig:
             )
         if self.max_consecutive_faults < 0:
             raise ConfigError("max_consecutive_faults must be 0 or more")
+        unknown_drift = [kind for kind in self.drift if kind not in DRIFT_KINDS]
+        if unknown_drift:
+            raise ConfigError(
+                f"drift must be a subset of {', '.join(DRIFT_KINDS)}; "
+                f"unknown: {', '.join(unknown_drift)}"
+            )
 
     @property
     def effective_rate_limit(self) -> int | None:
@@ -114,6 +130,8 @@ class SandboxConfig:
                 values["fault_rate"] = float(values["fault_rate"])
             if "fault_kinds" in values:
                 values["fault_kinds"] = parse_fault_kinds(values["fault_kinds"])
+            if "drift" in values:
+                values["drift"] = parse_drift(values["drift"])
             for flag in ("retry_after", "harness_mode"):
                 if flag in values:
                     values[flag] = bool(values[flag])
@@ -129,6 +147,7 @@ class SandboxConfig:
         settings.pop("api_key")
         settings["api_key_set"] = self.api_key is not None
         settings["fault_kinds"] = list(self.fault_kinds)
+        settings["drift"] = list(self.drift)
         return settings
 
 
@@ -147,3 +166,14 @@ def parse_fault_kinds(value: str | list[str] | tuple[str, ...] | None) -> tuple[
             f"unknown fault kinds {', '.join(unknown)}; known: {', '.join(FAULT_KINDS)}"
         )
     return kinds
+
+
+def parse_drift(value: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
+    """Drift kinds from a comma-separated string or a list; None, "" or "none" means none."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        if value.strip().lower() in ("", "none"):
+            return ()
+        value = value.split(",")
+    return tuple(dict.fromkeys(str(part).strip() for part in value if str(part).strip()))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import copy
+import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -153,6 +154,11 @@ class Flag:
         record["tags"] = None if self.tags is None else [{"name": tag} for tag in self.tags]
         if not self.legacy:
             record["owners"] = [{"id": owner, "type": kind} for owner, kind in self.owners]
+        if "new_field" in org.drift:
+            digest = hashlib.blake2b(self.id.encode(), digest_size=1).digest()[0]
+            record["releaseChannel"] = ("stable", "beta", "canary")[digest % 3]
+        if "type_change" in org.drift:
+            record["creationTime"] = iso_millis(self.creation_time)
         return record
 
 
@@ -373,6 +379,8 @@ class Organisation:
     users: list[User] = field(default_factory=list)
     groups: list[Group] = field(default_factory=list)
     change_requests: list[ChangeRequest] = field(default_factory=list)
+    drift: tuple[str, ...] = ()
+    """Schema drift applied to served records (``SandboxConfig.drift``)."""
 
     # Indexes, rebuilt by freeze().
     workspace_by_id: dict[str, Workspace] = field(default_factory=dict, repr=False)

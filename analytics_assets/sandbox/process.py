@@ -59,6 +59,7 @@ class SandboxProcess:
         retry_after: bool = False,
         harness_mode: bool = False,
         max_consecutive_faults: int | None = None,
+        drift: str | list[str] | tuple[str, ...] | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
         log_level: str = "warning",
@@ -87,6 +88,8 @@ class SandboxProcess:
             "--slow-ms": slow_ms,
             "--max-consecutive-faults": max_consecutive_faults,
         }
+        if drift:
+            optional["--drift"] = drift if isinstance(drift, str) else ",".join(drift)
         if fault_kinds is not None:
             optional["--fault-kinds"] = (
                 fault_kinds if isinstance(fault_kinds, str) else ",".join(fault_kinds)

@@ -1,0 +1,164 @@
+"""Bad configuration fails within seconds, with a message that says what to change.
+
+Each case runs ``analytics-assets sync`` as a user would, with one thing wrong. None may
+fetch the whole organisation first, print a stack trace, or echo a secret (the API key or
+the destination password).
+
+"Within seconds" is measured twice: wall time under 15 s (``RELIABILITY_CONFIG_SECONDS``),
+stretched only when the machine is oversubscribed (1-minute load above 2 per core: the
+limit grows with it, and the figures record it), and CPU time of the CLI process, which
+does not depend on the machine's load and is held to a fixed budget.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import secrets
+import socket
+
+import pytest
+
+from analytics_assets_tests.reliability.harness import load_factor
+
+pytestmark = pytest.mark.slow
+
+LIMIT_SECONDS = float(os.environ.get("RELIABILITY_CONFIG_SECONDS", "15"))
+CPU_SECONDS = 8.0  # importing Dagster and dlt is most of it
+CPU_SECONDS_WITH_LISTING = 15.0  # names are resolved against a fresh organisation listing
+PG_PASSWORD = "pg-RELIABILITY-" + secrets.token_hex(8)
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _postgres_reachable() -> bool:
+    if importlib.util.find_spec("psycopg2") is None:
+        return False
+    try:
+        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+DEAD_API = f"http://127.0.0.1:{_closed_port()}/internal/api"  # never reached: config fails first
+
+CASES = {
+    # name: (environment, CLI arguments, needs the sandbox, exit code, expected fragments)
+    "missing API key": (
+        {"SPLIT_API_KEY": None, "SPLIT_API_BASE_URL": None, "API_KEY": None},
+        [],
+        False,
+        2,
+        ("No Split Admin API key", "Set SPLIT_API_KEY", "Admin settings > API keys"),
+    ),
+    "malformed base URL": (
+        {"SPLIT_API_BASE_URL": "api.split.io/internal"},
+        [],
+        False,
+        2,
+        ("SPLIT_API_BASE_URL='api.split.io/internal' is not a valid http(s) URL", "expected"),
+    ),
+    "unknown destination": (
+        {"ANALYTICS_DESTINATION": "nosuch", "SPLIT_API_BASE_URL": DEAD_API},
+        [],
+        False,
+        2,
+        ("ANALYTICS_DESTINATION='nosuch' is not a dlt destination", "Use one of", "duckdb"),
+    ),
+    "postgres destination on a closed port": (
+        {
+            "ANALYTICS_DESTINATION": "postgres",
+            "DESTINATION__POSTGRES__CREDENTIALS": (
+                f"postgresql://analytics:{PG_PASSWORD}@127.0.0.1:{_closed_port()}/analytics"
+            ),
+            "SPLIT_API_BASE_URL": DEAD_API,
+        },
+        [],
+        False,
+        2,
+        ("Cannot connect to the postgres destination", "DESTINATION__POSTGRES__CREDENTIALS"),
+    ),
+    "postgres destination, wrong user and password": (
+        {
+            "ANALYTICS_DESTINATION": "postgres",
+            "DESTINATION__POSTGRES__CREDENTIALS": (
+                f"postgresql://no_such_user:{PG_PASSWORD}@127.0.0.1:5432/postgres"
+            ),
+            "SPLIT_API_BASE_URL": DEAD_API,
+        },
+        [],
+        False,
+        2,
+        ("Cannot connect to the postgres destination", "no_such_user", "credentials"),
+    ),
+    "malformed number (SPLIT_MAX_REQUESTS_PER_SECOND)": (
+        {"SPLIT_MAX_REQUESTS_PER_SECOND": "fast", "SPLIT_API_BASE_URL": DEAD_API},
+        [],
+        False,
+        2,
+        ("SPLIT_MAX_REQUESTS_PER_SECOND='fast' is not a valid float", "set it to a number"),
+    ),
+    "unknown workspace on the command line": (
+        {},
+        ["--workspace", "No Such Workspace"],
+        True,
+        2,
+        ("workspace 'No Such Workspace' does not exist", "Known workspaces:", "Default ("),
+    ),
+    "unknown environment on the command line": (
+        {},
+        ["--environment", "nope"],
+        True,
+        2,
+        ("environment 'nope' does not exist", "Known environments:", "Production ("),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_configuration_fails_fast_and_says_what_to_do(case, make_project, figures, secret):
+    env, args, needs_sandbox, code, fragments = CASES[case]
+    if "wrong user" in case and not _postgres_reachable():
+        pytest.skip("needs the postgres extra and a PostgreSQL server on 127.0.0.1:5432")
+    if "postgres" in case and importlib.util.find_spec("psycopg2") is None:
+        pytest.skip("needs the postgres extra")
+    project = make_project(sandbox=needs_sandbox)
+
+    result = project.cli("sync", *args, **env)
+
+    assert result.returncode == code, str(result)
+    message = " ".join(result.stderr.split())  # as one line
+    for fragment in fragments:
+        assert fragment in message, f"{fragment!r} not in:\n{result.stderr}"
+    for noise in ("Traceback", "Stack Trace"):
+        assert noise not in result.stderr
+    for hidden in (secret, PG_PASSWORD):
+        assert hidden not in result.stdout + result.stderr
+    load = load_factor()
+    limit = LIMIT_SECONDS * max(1.0, load / 2)
+    assert result.seconds < limit, f"took {result.seconds:.1f}s (load {load:.1f} per core)"
+    cpu_budget = CPU_SECONDS_WITH_LISTING if needs_sandbox else CPU_SECONDS
+    assert result.cpu_seconds < cpu_budget, f"used {result.cpu_seconds:.1f}s of CPU"
+    if needs_sandbox:
+        # Only the organisation run: nothing per workspace or environment was fetched.
+        fetched = set(project.sandbox.stats()["by_endpoint"])
+        assert fetched <= {"workspaces", "environments", "users", "groups", "change_requests"}
+    else:
+        # Failed in the preflight, before any Dagster run was launched.
+        assert "Running split_" not in result.stderr
+    figures.add(
+        "configuration",
+        case,
+        "analytics-assets sync",
+        f"exit {result.returncode}",
+        seconds=round(result.seconds, 1),
+        cpu_seconds=round(result.cpu_seconds, 1),
+        load_per_core=round(load, 1),
+        message=re.sub(r"^.*?(error: |sync failed: \S+ failed: )", "", message)[:300],
+    )

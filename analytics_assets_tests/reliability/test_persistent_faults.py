@@ -1,0 +1,212 @@
+"""Persistent faults fail cleanly, and the warehouse is no worse than before the run.
+
+Every case starts from the same synced warehouse and Dagster instance (generation 0 of the
+tiny sandbox, copied per test), then a fault that retries cannot fix strikes during a sync:
+
+- the key is revoked while the organisation run is fetching (CLI);
+- a workspace is deleted between the organisation run and the workspace run (Dagster
+  in-process, triggered from the sync's own progress callback, so it is deterministic);
+- the API host is unreachable, or answers 503 to everything (CLI).
+
+Each must end with a non-zero exit (CLI) and a failed Dagster run whose message names the
+endpoint, the scope and the status and says what to do, with no stack trace for these
+expected errors. Each table must be exactly as before, or (for a run that completed before
+the fault) exactly the sandbox's current truth: never a partial table, never duplicates.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import socket
+import time
+from pathlib import Path
+
+import pytest
+from dagster import DagsterEventType, DagsterRunStatus
+
+from analytics_assets.dagster_layer.sync import SyncFailed
+from analytics_assets.sandbox.process import SandboxProcess
+from analytics_assets_tests.reliability.harness import (
+    Project,
+    duplicate_keys,
+    no_worse,
+    wait_until,
+)
+
+pytestmark = pytest.mark.slow
+
+NOISE = ("Traceback", "Stack Trace", 'File "/')
+
+
+@pytest.fixture(scope="module")
+def baseline(work_root: Path, ledger, secret, figures) -> Project:  # type: ignore[no-untyped-def]
+    """A project synced once, cleanly, through Dagster in-process: every case's starting point."""
+    root = work_root / "persistent-baseline"
+    root.mkdir(exist_ok=True)
+    with SandboxProcess(size="tiny", log_path=root / "sandbox.log") as sandbox:
+        project = Project(root, sandbox, secret, ledger)
+        started = time.monotonic()
+        report = project.sync_in_process()
+        truth = sandbox.ground_truth()
+        assert project.diffs(truth) == []
+        figures.add(
+            "transient",
+            "no faults (reference)",
+            "Dagster in-process (run_sync)",
+            "exact tables",
+            requests=report.requests,
+            minimal_requests=truth["minimal_requests"]["total"],
+            retries=report.retries,
+            rate_limited=report.rate_limited,
+            seconds=round(time.monotonic() - started, 1),
+        )
+    project.sandbox = None
+    return project
+
+
+def _from_baseline(baseline: Project, project: Project) -> None:
+    shutil.copytree(baseline.home, project.home, dirs_exist_ok=True)
+    for path in baseline.root.glob(baseline.duckdb_path.name + "*"):
+        if not path.name.endswith(".lock"):
+            shutil.copy2(path, project.root / path.name)
+
+
+def _latest_failure(project: Project) -> tuple[str, DagsterRunStatus, str]:
+    """(job, status, failure message) of the newest run in the project's instance."""
+    with project.instance() as instance:
+        run = instance.get_runs(limit=1)[0]
+        failures = instance.all_logs(run.run_id, of_type=DagsterEventType.STEP_FAILURE)
+        assert failures, f"run {run.run_id} ({run.status}) has no step failure"
+        data = failures[0].dagster_event.step_failure_data
+        message = data.user_failure_data.description if data.user_failure_data else ""
+        return run.job_name, run.status, message
+
+
+def _assert_actionable(message: str, *fragments: str) -> None:
+    for fragment in fragments:
+        assert fragment in message, f"{fragment!r} not in {message!r}"
+    for noise in NOISE:
+        assert noise not in message
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # closed again when the socket is
+
+
+def test_key_revoked_while_the_sync_runs(baseline, make_project, figures, secret):
+    # Requests take 300 ms, so the organisation run is still fetching when the key goes.
+    project = make_project(latency_ms=300)
+    _from_baseline(baseline, project)
+    sandbox = project.sandbox
+    sandbox.control(generation=1)  # new data waiting: a partial load would show
+    before = project.snapshot()
+    sandbox.reset_stats()
+
+    running = project.start_cli("sync")
+    running.wait_for_stderr("Running split_organisation_refresh")
+    assert wait_until(lambda: sandbox.stats()["requests_total"] >= 4, timeout=120)
+    sandbox.control(api_key="rotated-" + secrets.token_hex(8))  # the admin revoked ours
+    revoked_after = sandbox.stats()["requests_total"]
+    result = running.result()
+    project.record(running, result)
+
+    assert result.returncode == 1, str(result)
+    assert "sync failed: split_organisation_refresh failed" in result.stderr
+    _assert_actionable(result.stderr, "GET /v2/", "HTTP 401", "revoked", "SPLIT_API_KEY")
+    job, status, message = _latest_failure(project)
+    assert (job, status) == ("split_organisation_refresh", DagsterRunStatus.FAILURE)
+    _assert_actionable(message, "GET /v2/", "HTTP 401", "SPLIT_API_KEY")
+    assert secret not in result.stdout + result.stderr + message
+
+    assert no_worse(before, project.snapshot(), replaced_ok=()) == []
+    assert duplicate_keys(project.duckdb_path) == {}
+    figures.add(
+        "persistent",
+        "key revoked mid-run",
+        "analytics-assets sync",
+        f"exit {result.returncode}; run failed; tables as before",
+        requests_before_revocation=revoked_after,
+        requests_after=sandbox.stats()["requests_total"] - revoked_after,
+        seconds=round(result.seconds, 1),
+        message=message,
+    )
+
+
+def test_workspace_deleted_mid_sync(baseline, make_project, figures):
+    project = make_project(latency_ms=50)
+    _from_baseline(baseline, project)
+    sandbox = project.sandbox
+    before = project.snapshot()
+    gen0_workspaces = {w["id"] for w in sandbox.ground_truth()["tables"]["workspaces"]["rows"]}
+
+    def delete_a_workspace(message: str) -> None:
+        # Between the organisation run (which listed the workspace) and the workspace run.
+        if message.startswith("Finished split_organisation_refresh"):
+            sandbox.control(generation=1)
+
+    started = time.monotonic()
+    with pytest.raises(SyncFailed) as failed:
+        project.sync_in_process(progress=delete_a_workspace)
+    seconds = time.monotonic() - started
+    truth = sandbox.ground_truth()
+    deleted = gen0_workspaces - {w["id"] for w in truth["tables"]["workspaces"]["rows"]}
+    assert len(deleted) == 1
+    (workspace,) = deleted
+
+    text = str(failed.value)
+    assert text.startswith("split_workspace_refresh")
+    _assert_actionable(text, "GET /v2/", f"workspace {workspace}", "HTTP 404", "re-run")
+    job, status, message = _latest_failure(project)
+    assert (job, status) == ("split_workspace_refresh", DagsterRunStatus.FAILURE)
+    _assert_actionable(message, f"workspace {workspace}", "HTTP 404")
+    # The organisation run completed before the deletion (its tables are generation 0,
+    # as before); the failed workspace run changed nothing.
+    assert no_worse(before, project.snapshot(), replaced_ok=()) == []
+    assert duplicate_keys(project.duckdb_path) == {}
+
+    # The next sync sees the deletion in the listing and converges, orphans removed.
+    report = project.sync_in_process()
+    assert project.diffs(truth) == []
+    figures.add(
+        "persistent",
+        "workspace deleted mid-sync",
+        "Dagster in-process (run_sync)",
+        "run failed; tables as before; next sync exact",
+        seconds=round(seconds, 1),
+        next_sync_requests=report.requests,
+        message=message,
+    )
+
+
+@pytest.mark.parametrize("down", ["unreachable host", "HTTP 503 on every request"])
+def test_api_down_fails_fast_and_keeps_the_tables(down, baseline, make_project, figures):
+    if down == "unreachable host":
+        project = make_project(sandbox=False)
+        base_url = f"http://127.0.0.1:{_closed_port()}/internal/api"
+        expected = ("ConnectionError", "SPLIT_API_BASE_URL")
+    else:
+        project = make_project(fault_rate=1.0, fault_kinds="503", max_consecutive_faults=1000)
+        base_url = project.sandbox.base_url
+        expected = ("HTTP 503", "SPLIT_MAX_RETRIES")
+    _from_baseline(baseline, project)
+    before = project.snapshot()
+
+    result = project.cli("sync", SPLIT_API_BASE_URL=base_url)
+
+    assert result.returncode == 1, str(result)
+    _assert_actionable(result.stderr, "GET /v2/", "(organisation)", "3 retries", *expected)
+    job, status, message = _latest_failure(project)
+    assert (job, status) == ("split_organisation_refresh", DagsterRunStatus.FAILURE)
+    _assert_actionable(message, "GET /v2/", *expected)
+    assert no_worse(before, project.snapshot(), replaced_ok=()) == []
+    figures.add(
+        "persistent",
+        down,
+        "analytics-assets sync",
+        f"exit {result.returncode}; run failed; tables as before",
+        seconds=round(result.seconds, 1),
+        message=message,
+    )
