@@ -120,7 +120,7 @@ def run_split_load(
     try:
         with writer_lock(warehouse_settings):
             pipeline = make_pipeline(
-                warehouse_settings, pipelines_dir=pipelines_dir, run_id=context.run_id
+                warehouse_settings, pipelines_dir=pipelines_dir, run_id=context.run.run_id
             )
             check_destination(pipeline, warehouse_settings)
             results = dlt.run(

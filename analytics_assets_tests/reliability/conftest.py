@@ -91,18 +91,25 @@ def _outputs_to_ledger(capfd: pytest.CaptureFixture[str]) -> Iterator[None]:
         sys.stderr.write(err)
 
 
+def _roomy_tmpfs(path: str) -> bool:
+    """Writable, with room for the suite's ~300 MB (containers often give /dev/shm 64 MB)."""
+    try:
+        return os.access(path, os.W_OK) and shutil.disk_usage(path).free > 2 * 1024**3
+    except OSError:
+        return False
+
+
 @pytest.fixture(scope="session")
 def work_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Where the projects live: a tmpfs when there is one.
 
     Dagster's SQLite storage commits (and fsyncs) every event; on a busy shared disk that
     alone can triple a sync's time. A SIGKILL loses nothing on either (the page cache
-    survives the process), so the results are the same. ``RELIABILITY_TMP`` overrides it;
+    survives the process), so the results are the same. Without a roomy tmpfs, pytest's
+    temporary folder is used. ``RELIABILITY_TMP`` overrides it;
     ``RELIABILITY_KEEP=1`` keeps the folder after the session.
     """
-    base = os.environ.get("RELIABILITY_TMP") or (
-        "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
-    )
+    base = os.environ.get("RELIABILITY_TMP") or ("/dev/shm" if _roomy_tmpfs("/dev/shm") else None)
     if base:
         root = Path(tempfile.mkdtemp(prefix="analytics-assets-reliability-", dir=base))
     else:

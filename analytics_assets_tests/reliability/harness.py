@@ -442,12 +442,25 @@ def no_worse(
 
 # --- dlt's working folders: which phase a run is in ------------------------------------------
 
-PHASES = ("extract", "normalize", "load")
-
 
 def dlt_folders(tmp: Path) -> list[Path]:
     """dlt's per-run working folders under ``tmp``, oldest first."""
     return sorted(tmp.glob("analytics-assets-dlt-*"), key=_mtime)
+
+
+def wait_for_dlt_run(tmp: Path, number: int, timeout: float = 300) -> bool:
+    """Wait until the ``number``-th new dlt run under ``tmp`` has its pipeline folder, which
+    it creates under the DuckDB writer lock (so the run now holds the lock)."""
+    known = set(dlt_folders(tmp))
+    seen: list[Path] = []
+
+    def reached() -> bool:
+        for folder in dlt_folders(tmp):
+            if folder not in known and folder not in seen:
+                seen.append(folder)
+        return len(seen) >= number and (seen[number - 1] / "split").exists()
+
+    return wait_until(reached, timeout=timeout, interval=0.005)
 
 
 def dlt_phase(folder: Path) -> str:

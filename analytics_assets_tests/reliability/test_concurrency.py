@@ -8,8 +8,9 @@
 - A CLI sync and a Dagster materialization from another instance sharing the DuckDB file:
   the DuckDB writer lock (a flock beside the file) makes the second writer wait, and says so.
 
-Afterwards every table equals the ground truth, with no duplicates, and the load steps of
-all runs never overlapped in time.
+The materialization starts while the CLI's environment run holds the writer (its dlt folder
+exists). Afterwards every table equals the ground truth, with no duplicates, and on one
+instance the load steps of all runs never overlapped in time.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import pytest
 from dagster import DagsterEventType
 
 from analytics_assets.dagster_layer.sync import QUIET_LOGGERS
-from analytics_assets_tests.reliability.harness import Project, duplicate_keys
+from analytics_assets_tests.reliability.harness import Project, duplicate_keys, wait_for_dlt_run
 
 pytestmark = pytest.mark.slow
 
@@ -88,7 +89,8 @@ def test_two_clis_at_once_one_refuses(make_project, figures):
 def test_cli_and_dagster_materialization_at_once(instance, make_project, figures):
     from analytics_assets.definitions import build_definitions
 
-    project = make_project()
+    # 60 ms per request: the CLI's environment run holds the writer for seconds.
+    project = make_project(latency_ms=60)
     other = project
     if instance == "another instance":
         # Another Dagster deployment on this machine, writing the same DuckDB file.
@@ -105,7 +107,8 @@ def test_cli_and_dagster_materialization_at_once(instance, make_project, figures
     logging.getLogger("analytics_assets.warehouse").addHandler(handler)
     try:
         running = project.start_cli("sync")
-        running.wait_for_stderr("Running split_organisation_refresh")
+        # Start the materialization while the CLI's third run (environments) is loading.
+        assert wait_for_dlt_run(project.tmp, 3), running.stderr
         started = time.monotonic()
         with other.environment():
             from dagster import DagsterInstance
