@@ -7,7 +7,7 @@ stopped by process group: SIGINT first (a clean shutdown), then SIGTERM, then SI
 
 A process started from a non-interactive shell inherits SIGINT (and, in some CI shells,
 SIGTERM) as *ignored*; ``dagster dev`` would then not stop on either. The child therefore resets
-both to their defaults before it executes (see /work/shared/dagster-dlt-notes.md §6).
+both to their defaults before it executes.
 """
 
 from __future__ import annotations
