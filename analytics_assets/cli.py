@@ -253,9 +253,11 @@ def command_demo(args: argparse.Namespace) -> int:
 
 
 def command_dev(args: argparse.Namespace) -> int:
-    from analytics_assets.dagster_layer.instance import ensure_instance_home
+    from analytics_assets.dagster_layer.instance import get_instance
 
-    home = ensure_instance_home()
+    # Create the instance storage before the webserver and daemon processes open it.
+    get_instance().dispose()
+    home = Path(os.environ["DAGSTER_HOME"])
     sandbox = None
     if not os.environ.get("SPLIT_API_KEY"):
         sandbox = _start_sandbox(args.sandbox_size, SANDBOX_PORT)

@@ -25,7 +25,7 @@ from typing import Any
 from dagster import DagsterEventType, DagsterInstance, Definitions, RunsFilter
 from dagster._core.storage.dagster_run import NOT_FINISHED_STATUSES
 
-from analytics_assets.dagster_layer.instance import ensure_instance_home
+from analytics_assets.dagster_layer.instance import get_instance
 from analytics_assets.dagster_layer.partitions import (
     ENVIRONMENTS_KEY,
     WORKSPACES_KEY,
@@ -203,8 +203,8 @@ def run_sync(
     progress: Callable[[str], None] = print,
 ) -> SyncReport:
     """Materialize the selected part of the graph; raises SyncFailed on a failed run."""
-    home = ensure_instance_home()
-    instance = DagsterInstance.get()
+    instance = get_instance()
+    home = Path(os.environ["DAGSTER_HOME"])
     selected = set(options.tables or TABLES)
     unknown = selected - set(TABLES)
     if unknown:
@@ -276,7 +276,7 @@ def _run(
     job = defs.resolve_job_def(job_name)
     tags = {
         LAUNCHED_BY_TAG: LAUNCHED_BY,
-        # ensure_instance_home() exported the resolved home the sync lock lives in.
+        # get_instance() exported the resolved home the sync lock lives in.
         SYNC_INSTANCE_TAG: _sync_instance_id(Path(os.environ["DAGSTER_HOME"])),
     }
     label = job_name

@@ -19,7 +19,7 @@ import logging
 import time
 
 import pytest
-from dagster import DagsterEventType
+from dagster import DagsterEventType, DagsterInstance
 
 from analytics_assets.dagster_layer.sync import QUIET_LOGGERS
 from analytics_assets_tests.reliability.harness import Project, duplicate_keys, wait_for_dlt_run
@@ -74,6 +74,9 @@ def test_two_clis_at_once_one_refuses(make_project, figures):
     assert "Traceback" not in loser.stderr and loser.stdout == ""
     assert project.diffs(project.sandbox.ground_truth()) == []
     assert duplicate_keys(project.duckdb_path) == {}
+    # Both opened the fresh instance home at once; it must still open (one schema version).
+    with DagsterInstance.from_config(str(project.home)) as instance:
+        assert len(instance.get_runs()) > 0
     figures.add(
         "concurrency",
         "two CLI syncs at once, one instance",
