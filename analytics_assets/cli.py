@@ -35,7 +35,6 @@ out = Console()
 
 DEMO_SIZE = "demo"
 SANDBOX_PORT = 8765
-SANDBOX_BASE_URL = f"http://127.0.0.1:{SANDBOX_PORT}/internal/api"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -212,6 +211,10 @@ def _sandbox_health(port: int) -> bool:
         return False
 
 
+def _sandbox_base_url(port: int) -> str:
+    return f"http://127.0.0.1:{port}/internal/api"
+
+
 def _start_sandbox(size: str, port: int):  # type: ignore[no-untyped-def]
     """A sandbox on the port the Dagster resource expects without a key (reused if up)."""
     from analytics_assets.sandbox.process import SandboxProcess
@@ -231,7 +234,7 @@ def command_demo(args: argparse.Namespace) -> int:
             "[yellow]SPLIT_API_KEY is set; the demo ignores it and uses the local sandbox.[/]"
         )
         os.environ.pop("SPLIT_API_KEY")
-    os.environ["SPLIT_API_BASE_URL"] = f"http://127.0.0.1:{args.port}/internal/api"
+    os.environ["SPLIT_API_BASE_URL"] = _sandbox_base_url(args.port)
     sandbox = _start_sandbox(args.size, args.port)
     try:
         code = command_sync(argparse.Namespace(select=None, workspace=None, environment=None))
@@ -261,7 +264,7 @@ def command_dev(args: argparse.Namespace) -> int:
     sandbox = None
     if not os.environ.get("SPLIT_API_KEY"):
         sandbox = _start_sandbox(args.sandbox_size, SANDBOX_PORT)
-        os.environ.setdefault("SPLIT_API_BASE_URL", SANDBOX_BASE_URL)
+        os.environ.setdefault("SPLIT_API_BASE_URL", _sandbox_base_url(SANDBOX_PORT))
     command = [
         sys.executable,
         "-m",
@@ -298,11 +301,13 @@ def command_dev(args: argparse.Namespace) -> int:
 
 def command_query(sql: str) -> int:
     """Run SQL in the warehouse dataset (its tables need no schema prefix) and print it."""
-    from analytics_assets.warehouse import WarehouseSettings, make_pipeline
+    from analytics_assets.warehouse import WarehouseSettings, warehouse_reader
 
-    pipeline = make_pipeline(WarehouseSettings.from_environment())
     try:
-        with pipeline.sql_client() as client, client.execute_query(sql) as cursor:
+        with (
+            warehouse_reader(WarehouseSettings.from_environment()) as client,
+            client.execute_query(sql) as cursor,
+        ):
             columns = [d[0] for d in cursor.description or []]
             rows = cursor.fetchall()
     except Exception as exc:  # a typo in SQL deserves the database's message, not a trace

@@ -15,6 +15,8 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -31,6 +33,7 @@ from analytics_assets.split_source.errors import SplitConfigurationError
 logger = logging.getLogger("analytics_assets.warehouse")
 
 PIPELINE_NAME = "split"
+DEFAULT_DESTINATION = "duckdb"
 DEFAULT_DUCKDB_PATH = "data/analytics.duckdb"
 DEFAULT_DATASET = "split"
 DEFAULT_DUCKDB_MEMORY_LIMIT = "256MB"
@@ -42,7 +45,7 @@ SINGLE_WRITER_DESTINATIONS = frozenset({"duckdb"})
 class WarehouseSettings:
     """The destination and dataset, resolved from ANALYTICS_* variables."""
 
-    destination: str = "duckdb"
+    destination: str = DEFAULT_DESTINATION
     duckdb_path: str = DEFAULT_DUCKDB_PATH
     dataset: str = DEFAULT_DATASET
     duckdb_memory_limit: str = DEFAULT_DUCKDB_MEMORY_LIMIT
@@ -51,7 +54,7 @@ class WarehouseSettings:
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> WarehouseSettings:
         env = os.environ if environ is None else environ
         settings = cls(
-            destination=(env.get("ANALYTICS_DESTINATION") or "duckdb").strip(),
+            destination=(env.get("ANALYTICS_DESTINATION") or DEFAULT_DESTINATION).strip(),
             duckdb_path=env.get("ANALYTICS_DUCKDB_PATH") or DEFAULT_DUCKDB_PATH,
             dataset=env.get("ANALYTICS_DATASET") or DEFAULT_DATASET,
             duckdb_memory_limit=env.get("ANALYTICS_DUCKDB_MEMORY_LIMIT")
@@ -153,6 +156,21 @@ def make_pipeline(
     )
 
 
+@contextmanager
+def warehouse_reader(warehouse: WarehouseSettings) -> Iterator[Any]:
+    """A SQL client on the dataset, for readers (queries, checks, row counts, preflight).
+
+    dlt's client needs a pipeline; a throwaway working folder keeps readers from touching the
+    default one, which other projects and a running sync's state may share.
+    """
+    pipelines_dir = tempfile.mkdtemp(prefix="analytics-assets-read-")
+    try:
+        with make_pipeline(warehouse, pipelines_dir=pipelines_dir).sql_client() as client:
+            yield client
+    finally:
+        shutil.rmtree(pipelines_dir, ignore_errors=True)
+
+
 def drop_run_staging(pipeline: dlt.Pipeline, warehouse: WarehouseSettings) -> None:
     """Drop a run's own staging dataset (see ``make_pipeline``); the shared one is kept."""
     if warehouse.single_writer:
@@ -165,11 +183,11 @@ def drop_run_staging(pipeline: dlt.Pipeline, warehouse: WarehouseSettings) -> No
         logger.warning("Could not drop the run's staging dataset: %s", exc)
 
 
-def check_destination(pipeline: dlt.Pipeline, warehouse: WarehouseSettings) -> None:
+def check_destination(warehouse: WarehouseSettings) -> None:
     """Connect once before fetching anything: bad credentials fail in seconds, not after the
     whole extraction."""
     try:
-        with pipeline.sql_client() as client:
+        with warehouse_reader(warehouse) as client:
             client.execute_sql("SELECT 1")
     except Exception as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -122,7 +122,7 @@ def run_split_load(
             pipeline = make_pipeline(
                 warehouse_settings, pipelines_dir=pipelines_dir, run_id=context.run.run_id
             )
-            check_destination(pipeline, warehouse_settings)
+            check_destination(warehouse_settings)
             results = dlt.run(
                 context=context,
                 dlt_source=source,

@@ -23,7 +23,7 @@ from analytics_assets.dagster_layer.policies import CADENCES
 from analytics_assets.dagster_layer.resources import WarehouseResource
 from analytics_assets.dagster_layer.translator import GROUP_BY_TABLE, asset_key
 from analytics_assets.split_source import ENDPOINTS
-from analytics_assets.warehouse import make_pipeline, writer_lock
+from analytics_assets.warehouse import warehouse_reader, writer_lock
 
 
 @dataclass(frozen=True)
@@ -167,7 +167,7 @@ def _group_checks(group: str) -> Any:
     def quality(context: AssetCheckExecutionContext, warehouse: WarehouseResource):
         selected = context.selected_asset_check_keys
         settings = warehouse.settings()
-        with writer_lock(settings), make_pipeline(settings).sql_client() as client:
+        with writer_lock(settings), warehouse_reader(settings) as client:
             for check in checks:
                 if check.spec.key in selected:
                     yield _evaluate(client, check)

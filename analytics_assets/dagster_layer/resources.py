@@ -14,9 +14,14 @@ from pydantic import Field
 
 from analytics_assets.split_source import SplitSettings
 from analytics_assets.split_source.settings import _env_number
-from analytics_assets.warehouse import WarehouseSettings
+from analytics_assets.warehouse import (
+    DEFAULT_DATASET,
+    DEFAULT_DESTINATION,
+    DEFAULT_DUCKDB_MEMORY_LIMIT,
+    DEFAULT_DUCKDB_PATH,
+    WarehouseSettings,
+)
 
-SANDBOX_BASE_URL = "http://127.0.0.1:8765/internal/api"
 SANDBOX_API_KEY = "sandbox-key"
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
@@ -57,10 +62,10 @@ class SplitApiResource(ConfigurableResource):
 class WarehouseResource(ConfigurableResource):
     """Where dlt loads: destination, DuckDB file and dataset (ANALYTICS_* variables)."""
 
-    destination: str = "duckdb"
-    duckdb_path: str = "data/analytics.duckdb"
-    dataset: str = "split"
-    duckdb_memory_limit: str = "256MB"
+    destination: str = DEFAULT_DESTINATION
+    duckdb_path: str = DEFAULT_DUCKDB_PATH
+    dataset: str = DEFAULT_DATASET
+    duckdb_memory_limit: str = DEFAULT_DUCKDB_MEMORY_LIMIT
 
     def settings(self) -> WarehouseSettings:
         settings = WarehouseSettings(

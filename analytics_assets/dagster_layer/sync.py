@@ -149,21 +149,13 @@ def check_configuration() -> None:
     a server destination, its credentials: the same checks each run makes, done once up
     front. A DuckDB file is left to the runs, which open it under the writer lock.
     """
-    import shutil
-    import tempfile
-
     from analytics_assets.dagster_layer.resources import split_settings_from_environment
-    from analytics_assets.warehouse import WarehouseSettings, check_destination, make_pipeline
+    from analytics_assets.warehouse import WarehouseSettings, check_destination
 
     split_settings_from_environment()
     warehouse = WarehouseSettings.from_environment()
-    if warehouse.single_writer:
-        return
-    pipelines_dir = tempfile.mkdtemp(prefix="analytics-assets-check-")
-    try:
-        check_destination(make_pipeline(warehouse, pipelines_dir=pipelines_dir), warehouse)
-    finally:
-        shutil.rmtree(pipelines_dir, ignore_errors=True)
+    if not warehouse.single_writer:
+        check_destination(warehouse)
 
 
 def _resolve(names: Sequence[str], listing: Sequence[dict[str, Any]], kind: str) -> list[str]:
@@ -336,18 +328,16 @@ def _failure_message(result: Any, label: str) -> str:
 def current_row_counts(tables: Sequence[str]) -> dict[str, int | None]:
     """Rows now in each table (current versions for history tables), for the summary."""
     from analytics_assets.split_source import ENDPOINTS_BY_TABLE
-    from analytics_assets.warehouse import WarehouseSettings, make_pipeline, writer_lock
+    from analytics_assets.warehouse import WarehouseSettings, warehouse_reader, writer_lock
 
     warehouse = WarehouseSettings.from_environment()
     counts: dict[str, int | None] = {}
-    with writer_lock(warehouse):
-        pipeline = make_pipeline(warehouse)
-        with pipeline.sql_client() as client:
-            for table in tables:
-                where = "WHERE _dlt_valid_to IS NULL" if ENDPOINTS_BY_TABLE[table].history else ""
-                try:
-                    name = client.make_qualified_table_name(table)
-                    counts[table] = client.execute_sql(f"SELECT count(*) FROM {name} {where}")[0][0]
-                except Exception:
-                    counts[table] = None
+    with writer_lock(warehouse), warehouse_reader(warehouse) as client:
+        for table in tables:
+            where = "WHERE _dlt_valid_to IS NULL" if ENDPOINTS_BY_TABLE[table].history else ""
+            try:
+                name = client.make_qualified_table_name(table)
+                counts[table] = client.execute_sql(f"SELECT count(*) FROM {name} {where}")[0][0]
+            except Exception:
+                counts[table] = None
     return counts

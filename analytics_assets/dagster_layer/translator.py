@@ -68,10 +68,21 @@ class SplitTranslator(DagsterDltTranslator):
                 "dagster/table_name": f"{self.dataset}.{table}",
                 "dagster/column_schema": TableSchema(
                     columns=[
-                        TableColumn(name=c, type="text", description="natural key")
-                        for c in dict.fromkeys(
-                            [*key_columns, *(["workspace_id"] if endpoint.scope != "org" else [])]
-                        )
+                        *(
+                            TableColumn(name=c, type="text", description="natural key")
+                            for c in key_columns
+                        ),
+                        *(
+                            [
+                                TableColumn(
+                                    name="workspace_id",
+                                    type="text",
+                                    description="the workspace the row belongs to (partition)",
+                                )
+                            ]
+                            if endpoint.scope != "org" and "workspace_id" not in key_columns
+                            else []
+                        ),
                     ]
                 ),
                 "split/natural_key": ", ".join(key_columns),

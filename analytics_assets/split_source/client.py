@@ -41,7 +41,7 @@ from analytics_assets.split_source.errors import (
     SplitNotFoundError,
     SplitUnavailableError,
 )
-from analytics_assets.split_source.settings import SplitSettings
+from analytics_assets.split_source.settings import ENDPOINTS, SplitSettings
 
 logger = logging.getLogger("analytics_assets.split_source")
 
@@ -395,21 +395,21 @@ def _parse_body_once(response: requests.Response) -> None:
     response.json = lambda **_: parsed  # type: ignore[method-assign]
 
 
+# (path prefix before the first placeholder, path depth, table), longest prefix first.
+_TABLE_PATTERNS = sorted(
+    ((e.path.split("{", 1)[0], e.path.count("/"), e.table) for e in ENDPOINTS),
+    key=lambda pattern: -len(pattern[0]),
+)
+
+
 def _table_for(endpoint: str) -> str:
     """The table an endpoint feeds, for per-table request counters."""
-    from analytics_assets.split_source.settings import ENDPOINTS
-
     path = endpoint.removeprefix("GET /").split("?", 1)[0]
-    best = "other"
-    best_len = -1
-    for e in ENDPOINTS:
-        pattern = e.path.split("{", 1)[0]
-        if not path.startswith(pattern):
-            continue
-        depth = e.path.count("/")
-        if depth == path.count("/") and len(pattern) > best_len:
-            best, best_len = e.table, len(pattern)
-    return best
+    depth = path.count("/")
+    for prefix, pattern_depth, table in _TABLE_PATTERNS:
+        if pattern_depth == depth and path.startswith(prefix):
+            return table
+    return "other"
 
 
 _HINTS = {

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -28,7 +29,6 @@ import dlt
 import pyarrow as pa
 from dlt.extract.items_transform import ItemTransform
 from dlt.sources import DltResource
-from dlt.sources.helpers.rest_client import RESTClient
 from dlt.sources.helpers.rest_client.exceptions import IgnoreResponseException
 from dlt.sources.rest_api import rest_api_resources
 
@@ -269,7 +269,7 @@ def _static_resource(name: str, rows: Sequence[dict[str, Any]]) -> DltResource:
 
 
 def _segments_keys_resource(
-    parent: DltResource, client: RESTClient, scope: SyncScope, settings: SplitSettings
+    parent: DltResource, session: SplitSession, scope: SyncScope, settings: SplitSettings
 ) -> DltResource:
     endpoint = ENDPOINTS_BY_TABLE["segments_keys"]
     arrow_schema = pa.schema(
@@ -279,21 +279,64 @@ def _segments_keys_resource(
         ]
     )
 
+    def get_page(url: str, offset: int) -> dict[str, Any] | None:
+        """One page of keys; None when the segment is not active (any more) there."""
+        response = session.get(
+            url,
+            params={"limit": endpoint.page_size, "offset": offset},
+            hooks={"response": [_raise_unless_missing_segment]},
+        )
+        return None if response.status_code == 404 else response.json()
+
+    def read_keys(url: str) -> list[str]:
+        """All keys of one segment, its pages after the first fetched concurrently.
+
+        The first page gives the total, so every other offset is known at once: a large
+        segment is not read one latency at a time (with R x latency > 1 a sequential tail
+        would leave the rate limit unused). The result equals sequential offset paging: a
+        short page or a total that grew meanwhile continues page by page from there.
+        """
+        first = get_page(url, 0)
+        if first is None:
+            return []
+        records = first[endpoint.records]
+        keys = [record["key"] for record in records]
+        step, total = len(records), int(first.get(endpoint.total) or 0)
+        next_offset = step
+        if not step or next_offset >= total:
+            return keys
+        offsets = range(step, total, step)
+        workers = min(len(offsets), settings.max_concurrent_requests)
+        with ThreadPoolExecutor(workers, thread_name_prefix="split-segment-keys") as pool:
+            pages = list(pool.map(lambda offset: get_page(url, offset), offsets))
+        for offset, page in zip(offsets, pages, strict=True):
+            if page is None:
+                return keys  # deactivated while it was read: keep what was there
+            if offset != next_offset:
+                break  # an earlier page came back short: read the rest in order
+            records = page[endpoint.records]
+            keys.extend(record["key"] for record in records)
+            next_offset += len(records)
+            total = int(page.get(endpoint.total) or 0)
+            if not records:
+                return keys
+        while next_offset < total:
+            page = get_page(url, next_offset)
+            if page is None or not page[endpoint.records]:
+                break
+            records = page[endpoint.records]
+            keys.extend(record["key"] for record in records)
+            next_offset += len(records)
+            total = int(page.get(endpoint.total) or 0)
+        return keys
+
     def fetch_segment(segment: dict[str, Any]) -> pa.Table:
         environment_id = segment["environment_id"]
         name = segment["name"]
         path = endpoint.path.format(
             environment_id=quote(environment_id, safe=""), segment_name=quote(name, safe="")
         )
-        keys: list[str] = []
-        for page in client.paginate(
-            path,
-            params={"limit": endpoint.page_size},
-            paginator=SplitOffsetPaginator(limit=endpoint.page_size, total_key=endpoint.total),
-            data_selector=endpoint.records,
-            hooks={"response": [_ignore_missing_segment]},
-        ):
-            keys.extend(record["key"] for record in page)
+        keys = read_keys(settings.normalized_base_url + path)
         count = len(keys)
         return pa.Table.from_arrays(
             [
@@ -322,10 +365,10 @@ def _segments_keys_resource(
     return resource
 
 
-def _ignore_missing_segment(response: Any, *args: Any, **kwargs: Any) -> None:
+def _raise_unless_missing_segment(response: Any, *args: Any, **kwargs: Any) -> None:
     # contract §2.6: 404 = segment not active in this environment (any more); not an error.
-    if response.status_code == 404:
-        raise IgnoreResponseException
+    if response.status_code != 404:
+        response.raise_for_status()
 
 
 class _EmptyArrowScope(MaterializeEmptyScope):
@@ -391,8 +434,7 @@ def split_source(
         if endpoint.scope != "org" and endpoint.table in built:
             built[endpoint.table].add_step(MaterializeEmptyScope())
     if "segments_keys" in tables:
-        client = RESTClient(base_url=settings.normalized_base_url, session=session)
         built["segments_keys"] = _segments_keys_resource(
-            built["environment_segments"], client, scope, settings
+            built["environment_segments"], session, scope, settings
         )
     return [built[name] for name in built]

@@ -1,0 +1,161 @@
+"""Segment keys read with the pages after the first in flight at once equal sequential paging.
+
+The sandbox serves the contract's normal behaviour (covered by the exactness tests). These
+cases need a server that misbehaves in ways the contract leaves open (§2.6, §5.3): a page
+size clamped below the one asked for, a segment that grows or is deactivated while it is
+being read, and a middle page that comes back short. A small HTTP server plays them.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+import pyarrow as pa
+import pytest
+
+from analytics_assets.split_source import SplitApiError, SplitSettings
+from analytics_assets.split_source.client import RequestStats, SplitSession
+from analytics_assets.split_source.source import (
+    SyncScope,
+    _segments_keys_resource,
+    _static_resource,
+)
+
+
+@dataclass
+class Segment:
+    keys: list[str]
+    clamp: int = 100
+    grow_after_first_page: list[str] = field(default_factory=list)
+    short_page_at: int | None = None  # this offset returns half a page
+    missing_from: int | None = None  # offsets from here answer 404
+    failing: bool = False
+    requests: list[int] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def page(self, offset: int, limit: int) -> tuple[int, dict]:
+        with self.lock:
+            self.requests.append(offset)
+            if self.failing:
+                return 500, {"code": 500, "message": "boom"}
+            if self.missing_from is not None and offset >= self.missing_from:
+                return 404, {"code": 404, "message": "Segment not found"}
+            size = min(limit, self.clamp)
+            if offset == self.short_page_at:
+                size //= 2
+            page = self.keys[offset : offset + size]
+            count = len(self.keys)
+            if offset == 0 and self.grow_after_first_page:
+                self.keys = self.keys + self.grow_after_first_page
+                self.grow_after_first_page = []
+        body = {"keys": [{"key": k} for k in page], "count": count, "offset": offset}
+        return 200, {**body, "limit": size, "openChangeRequestId": None}
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[str, dict[str, Segment]]]:
+    segments: dict[str, Segment] = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            parts = urlsplit(self.path)
+            # /internal/api/v2/segments/{env}/{segment}/keys
+            name = parts.path.split("/")[-2]
+            query = parse_qs(parts.query)
+            status, body = segments[name].page(
+                int(query.get("offset", ["0"])[0]), int(query["limit"][0])
+            )
+            payload = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_port}/internal/api", segments
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def read(base_url: str, name: str, **settings: object) -> tuple[list[str], RequestStats]:
+    config = SplitSettings(api_key="test-key", base_url=base_url, backoff_factor=0.01, **settings)
+    stats = RequestStats()
+    parent = _static_resource(
+        "environment_segments", [{"environment_id": "env-1", "name": name, "workspace_id": "ws"}]
+    )
+    resource = _segments_keys_resource(parent, SplitSession(config, stats), SyncScope(), config)
+    tables = [item for item in resource if isinstance(item, pa.Table)]
+    return [k for table in tables for k in table.column("key").to_pylist()], stats
+
+
+def keys(n: int, prefix: str = "k") -> list[str]:
+    return [f"{prefix}{i:05d}" for i in range(n)]
+
+
+def test_every_page_once_in_order(server):
+    base_url, segments = server
+    segments["big"] = Segment(keys(1_050))
+    got, stats = read(base_url, "big")
+    assert got == keys(1_050)
+    assert sorted(segments["big"].requests) == list(range(0, 1_050, 100))
+    assert stats.requests == 11
+
+
+def test_page_size_clamped_by_the_server(server):
+    base_url, segments = server
+    segments["clamped"] = Segment(keys(250), clamp=40)
+    got, stats = read(base_url, "clamped")
+    assert got == keys(250)
+    assert stats.requests == 7  # ceil(250 / 40): the offsets follow the page the server gave
+
+
+def test_segment_growing_while_read_is_read_to_its_new_end(server):
+    base_url, segments = server
+    segments["growing"] = Segment(keys(250), grow_after_first_page=keys(130, prefix="new"))
+    got, _ = read(base_url, "growing")
+    assert got == keys(250) + keys(130, prefix="new")
+
+
+def test_short_middle_page_is_filled_in_order(server):
+    base_url, segments = server
+    segments["short"] = Segment(keys(500), short_page_at=200)
+    got, _ = read(base_url, "short")
+    assert set(got) == set(keys(500)) and len(got) == 500
+
+
+def test_segment_deactivated_while_read_keeps_what_was_there(server):
+    base_url, segments = server
+    segments["leaving"] = Segment(keys(500), missing_from=300)
+    got, _ = read(base_url, "leaving")
+    assert got == keys(300)
+
+
+def test_segment_not_active_at_all_is_empty(server):
+    base_url, segments = server
+    segments["absent"] = Segment(keys(10), missing_from=0)
+    got, stats = read(base_url, "absent")
+    assert got == [] and stats.requests == 1
+
+
+def test_server_error_fails_with_endpoint_and_scope(server):
+    base_url, segments = server
+    segments["broken"] = Segment(keys(300), failing=True)
+    with pytest.raises(Exception) as caught:
+        read(base_url, "broken", max_retries=1)
+    error = caught.value
+    while error is not None and not isinstance(error, SplitApiError):
+        error = error.__cause__ or error.__context__
+    assert isinstance(error, SplitApiError), caught.value
+    assert "segment broken" in str(error) and "environment env-1" in str(error)
+    assert "test-key" not in str(caught.value)
