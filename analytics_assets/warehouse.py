@@ -7,7 +7,7 @@
   the working directory).
 - ``ANALYTICS_DATASET``: the dataset (schema) name; default ``split``.
 - ``ANALYTICS_DUCKDB_MEMORY_LIMIT``: DuckDB's memory cap while loading (it spills to disk
-  beyond it); default ``256MB``.
+  beyond it); default ``128MB``.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ PIPELINE_NAME = "split"
 DEFAULT_DESTINATION = "duckdb"
 DEFAULT_DUCKDB_PATH = "data/analytics.duckdb"
 DEFAULT_DATASET = "split"
-DEFAULT_DUCKDB_MEMORY_LIMIT = "256MB"
+DEFAULT_DUCKDB_MEMORY_LIMIT = "128MB"
 # Destinations that allow one writer process at a time: Dagster serializes their writers.
 SINGLE_WRITER_DESTINATIONS = frozenset({"duckdb"})
 

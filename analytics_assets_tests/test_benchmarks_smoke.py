@@ -61,12 +61,18 @@ def test_quick_benchmark_writes_complete_results(tmp_path: Path) -> None:
     assert original["request_efficiency"] > 1.02 and not original["terminated"]
     assert "error_handler" in original["as_written"]
 
-    saturation = results["scenarios"]["saturation"]["runs"]
+    (saturation_case,) = results["scenarios"]["saturation"]["cases"]  # quick: the first case
+    saturation = saturation_case["runs"]
     assert {"b_known", "b_unknown"} <= set(saturation)
     assert all(run["saturation"] > 0 for run in saturation.values())
+    # Under a known limit the client never exceeds it: the sandbox refused nothing.
+    assert saturation["b_known"]["rate_limited_429"] == 0
     throughput = results["scenarios"]["throughput"]["contenders"]
     assert throughput["b"]["rows_correct"] == results["scenarios"]["throughput"]["truth_keys"]
     assert throughput["b"]["rows_per_cpu_second"] > 0 and throughput["a"]["rows_per_cpu_second"] > 0
     memory = results["scenarios"]["memory"]["runs"]
     assert all(run["row_counts_match"] and run["peak_rss_mb"] > 0 for run in memory.values())
+    assert all(
+        set(run["phase_peak_rss_mb"]) == {"extract", "normalize", "load"} for run in memory.values()
+    )
     assert results["targets"] and all("met" in target for target in results["targets"])

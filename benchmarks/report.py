@@ -60,8 +60,8 @@ def render_markdown(results: dict[str, Any]) -> str:
     )
     if "efficiency" in scenarios:
         lines += _efficiency(scenarios["efficiency"])
-    if "saturation" in scenarios:
-        lines += _saturation(scenarios["saturation"])
+    for case in scenarios.get("saturation", {}).get("cases", []):
+        lines += _saturation(case)
     if "throughput" in scenarios:
         lines += _throughput(scenarios["throughput"])
     if "memory" in scenarios:
@@ -278,6 +278,7 @@ def _memory(scenario: dict[str, Any]) -> list[str]:
     rows = []
     for size, run in scenario["runs"].items():
         phases = run.get("phases") or {}
+        phase_peaks = run.get("phase_peak_rss_mb") or {}
         rows.append(
             [
                 size,
@@ -285,6 +286,7 @@ def _memory(scenario: dict[str, Any]) -> list[str]:
                 run.get("requests"),
                 run.get("request_efficiency"),
                 run.get("peak_rss_mb"),
+                " / ".join(_fmt(phase_peaks.get(p)) for p in ("extract", "normalize", "load")),
                 run.get("process_wall_seconds"),
                 " / ".join(_fmt(phases.get(p)) for p in ("extract", "normalize", "load")),
                 run.get("row_counts_match"),
@@ -298,6 +300,7 @@ def _memory(scenario: dict[str, Any]) -> list[str]:
             "requests",
             "÷ minimal",
             "peak RSS MB",
+            "peak MB in extract / normalize / load",
             "wall s",
             "extract / normalize / load s",
             "row counts = truth",

