@@ -98,17 +98,40 @@ def log(message: str) -> None:
 # --- running one contender -------------------------------------------------------------------
 
 
+def _high_water_rss_mb(pid: int) -> float | None:
+    """The process's own peak RSS since it started its program (``VmHWM``), or None."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
 def _wait_measured(process: subprocess.Popen[Any], timeout: float) -> dict[str, Any]:
-    """Wait for ``process``; its wall time, CPU time and peak RSS (from wait4's rusage)."""
+    """Wait for ``process``; its CPU time (wait4's rusage) and peak RSS.
+
+    The peak is the child's ``VmHWM``, read while it runs, not wait4's ``ru_maxrss``: Linux
+    carries a parent's peak over into a child when it starts a program, so every child of
+    this harness would report at least the harness's own peak (650 MB once it holds the
+    `large` ground truth).
+    """
     deadline = time.monotonic() + timeout
+    peak: float | None = None
     while True:
+        # Read before reaping: once wait4 has collected the child, its /proc entry is gone.
+        current = _high_water_rss_mb(process.pid)
+        if current is not None:
+            peak = max(peak or 0.0, current)
         pid, status, usage = os.wait4(process.pid, os.WNOHANG)
         if pid:
             process.returncode = os.waitstatus_to_exitcode(status)
             return {
                 "returncode": process.returncode,
                 "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 3),
-                "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+                "peak_rss_mb": round(peak, 1) if peak is not None else None,
             }
         if time.monotonic() > deadline:
             process.terminate()
