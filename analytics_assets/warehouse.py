@@ -131,6 +131,20 @@ def _known_destinations() -> list[str]:
     ]
 
 
+def use_system_allocator_for_arrow() -> None:
+    """Let Arrow allocate from the system allocator in this process (a sync's process).
+
+    pyarrow's default allocator (mimalloc) keeps freed memory for reuse, so the load step
+    started on top of what the extract step's segment-key tables had used. Measured on a full
+    sync: peak RSS 390 -> 368 MB at 1.25M keys and 456 -> 405 MB at 3.5M keys. An explicit
+    ``ARROW_DEFAULT_MEMORY_POOL`` setting is left alone.
+    """
+    if not os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
+        import pyarrow
+
+        pyarrow.set_memory_pool(pyarrow.system_memory_pool())
+
+
 def make_pipeline(
     warehouse: WarehouseSettings,
     *,

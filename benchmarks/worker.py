@@ -254,6 +254,10 @@ def main(argv: list[str]) -> int:
         spec = json.load(handle)
     if spec.get("extract_workers"):
         os.environ["EXTRACT__WORKERS"] = str(spec["extract_workers"])
+    # Every contender's process gets the allocator a sync's process gets (warehouse module).
+    from analytics_assets.warehouse import use_system_allocator_for_arrow
+
+    use_system_allocator_for_arrow()
     try:
         result = run_ours(spec) if spec["contender"] == "b" else run_original(spec)
         result.setdefault("error", None)

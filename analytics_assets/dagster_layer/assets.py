@@ -56,6 +56,7 @@ from analytics_assets.warehouse import (
     check_destination,
     drop_run_staging,
     make_pipeline,
+    use_system_allocator_for_arrow,
     writer_lock,
 )
 
@@ -109,6 +110,7 @@ def run_split_load(
         warehouse_settings = warehouse.settings()
     except SplitSourceError as exc:
         raise Failure(description=str(exc), allow_retries=False) from None
+    use_system_allocator_for_arrow()
     stats = RequestStats()
     source = split_source(settings, scope, stats).with_resources(*tables)
     pipelines_dir = tempfile.mkdtemp(prefix="analytics-assets-dlt-")

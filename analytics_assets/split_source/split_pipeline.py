@@ -12,10 +12,15 @@ Against the local sandbox instead of the real API:
 from __future__ import annotations
 
 from analytics_assets.split_source import RequestStats, SplitSettings, split_source
-from analytics_assets.warehouse import WarehouseSettings, make_pipeline
+from analytics_assets.warehouse import (
+    WarehouseSettings,
+    make_pipeline,
+    use_system_allocator_for_arrow,
+)
 
 
 def load_split(duckdb_path: str = "data/analytics.duckdb", dataset: str = "split") -> None:
+    use_system_allocator_for_arrow()
     stats = RequestStats()
     warehouse = WarehouseSettings(duckdb_path=duckdb_path, dataset=dataset)
     pipeline = make_pipeline(warehouse)
