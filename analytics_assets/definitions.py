@@ -1,6 +1,6 @@
 """The Dagster code location: composes the Split asset graph. Nothing is defined here."""
 
-from dagster import Definitions, in_process_executor
+from dagster import Definitions, ExecutorDefinition, in_process_executor
 from dagster_dlt import DagsterDltResource
 
 from analytics_assets.dagster_layer.assets import SPLIT_ASSETS
@@ -15,8 +15,13 @@ from analytics_assets.dagster_layer.schedules import SPLIT_SCHEDULES
 from analytics_assets.dagster_layer.sensors import SPLIT_SENSORS
 
 
-def build_definitions() -> Definitions:
-    """The code location, with resources bound to the current environment variables."""
+def build_definitions(executor: ExecutorDefinition = in_process_executor) -> Definitions:
+    """The code location, with resources bound to the current environment variables.
+
+    A run is one load step and then its checks, strictly in that order: a process per step
+    (the multiprocess executor) would only add an interpreter start, seconds each, to every
+    run. A deployment that wants it anyway passes it here.
+    """
     return with_freshness_policies(
         Definitions(
             assets=list(SPLIT_ASSETS),
@@ -24,9 +29,7 @@ def build_definitions() -> Definitions:
             jobs=list(SPLIT_JOBS),
             sensors=list(SPLIT_SENSORS),
             schedules=list(SPLIT_SCHEDULES),
-            # A run is one load step and then its checks, strictly in that order: a process
-            # per step would only add an interpreter start (seconds each) to every run.
-            executor=in_process_executor,
+            executor=executor,
             resources={
                 "dlt": DagsterDltResource(),
                 "split_api": split_api_from_environment(),

@@ -3,8 +3,8 @@
 The Postgres tests start this module in several processes at once, the way a run launcher
 starts one process per run: each process loads the code location
 (``analytics_assets.definitions``) from the environment it was given, opens the instance from
-``DAGSTER_HOME`` and executes the job with the code location's executor (in-process: the run's
-steps run in the run's own process, as in a deployment).
+``DAGSTER_HOME`` and executes the job with the multiprocess executor, so the dlt step runs in a
+subprocess of its own, as in a deployment.
 
     python -m analytics_assets_tests.postgres.partition_run JOB [PARTITION] [--range START END]
 
@@ -30,17 +30,19 @@ LOADS_ONLY_SUFFIX = "_loads_only"
 
 
 def load_job(job_name: str):  # type: ignore[no-untyped-def]
-    """The job as the code location defines it (``execute_job`` reconstructs it by name).
+    """The job as the code location defines it (called again in every step process).
 
     ``<job>_loads_only`` is the same job without its asset checks: the same assets, resources,
-    partitions and pool, one step per run (each check is a step of its own).
+    partitions and pool, one step per run (each check is a step, and so a process, of its own).
     """
     warnings.filterwarnings("ignore")
-    from dagster import AssetSelection, Definitions, define_asset_job
+    from dagster import AssetSelection, Definitions, define_asset_job, multiprocess_executor
 
     from analytics_assets.definitions import build_definitions
 
-    defs = build_definitions()
+    # The code location runs steps in-process by default; a deployment may choose the
+    # multiprocess executor, and the pools must hold there too.
+    defs = build_definitions(executor=multiprocess_executor)
     if not job_name.endswith(LOADS_ONLY_SUFFIX):
         return defs.resolve_job_def(job_name)
     base = defs.resolve_job_def(job_name.removesuffix(LOADS_ONLY_SUFFIX))
@@ -57,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("job")
     parser.add_argument("partition", nargs="?")
     parser.add_argument("--range", nargs=2, metavar=("START", "END"))
+    parser.add_argument("--max-concurrent", type=int, default=2)
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
 
@@ -74,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.range:
         tags[RANGE_START], tags[RANGE_END] = args.range
     run_config = {
+        "execution": {"config": {"max_concurrent": args.max_concurrent}},
         "loggers": {"console": {"config": {"log_level": "WARNING"}}},
     }
     with DagsterInstance.get() as instance:

@@ -2,7 +2,7 @@
 
 The instance is the shipped production file, unchanged, pointed at a fresh database through the
 DAGSTER_PG_* variables. Runs are started the way a run launcher starts them: one process per
-run (``partition_run``), each executing its job in its own process, all at once.
+run (``partition_run``), each executing its job with the multiprocess executor, all at once.
 """
 
 from __future__ import annotations
