@@ -196,7 +196,7 @@ def run_sync(
 ) -> SyncReport:
     """Materialize the selected part of the graph; raises SyncFailed on a failed run."""
     instance = get_instance()
-    home = Path(os.environ["DAGSTER_HOME"])
+    home = Path(instance.root_directory)
     selected = set(options.tables or TABLES)
     unknown = selected - set(TABLES)
     if unknown:
@@ -268,8 +268,7 @@ def _run(
     job = defs.resolve_job_def(job_name)
     tags = {
         LAUNCHED_BY_TAG: LAUNCHED_BY,
-        # get_instance() exported the resolved home the sync lock lives in.
-        SYNC_INSTANCE_TAG: _sync_instance_id(Path(os.environ["DAGSTER_HOME"])),
+        SYNC_INSTANCE_TAG: _sync_instance_id(Path(instance.root_directory)),
     }
     label = job_name
     if partition_range:

@@ -279,6 +279,8 @@ def _segments_keys_resource(
         ]
     )
 
+    raise_for_status = _raise_for_status(endpoint)
+
     def get_page(url: str, offset: int) -> tuple[list[str], int] | None:
         """(keys, total) of one page; None when the segment is not active (any more) there.
 
@@ -287,9 +289,9 @@ def _segments_keys_resource(
         response = session.get(
             url,
             params={"limit": endpoint.page_size, "offset": offset},
-            hooks={"response": [_raise_unless_missing_segment]},
+            hooks={"response": [raise_for_status]},
         )
-        if response.status_code == 404:
+        if response.status_code == 404:  # let through only where it means "nothing here"
             return None
         body = response.json()
         return [r["key"] for r in body[endpoint.records]], int(body.get(endpoint.total) or 0)
@@ -378,10 +380,15 @@ def _segments_keys_resource(
     return resource
 
 
-def _raise_unless_missing_segment(response: Any, *args: Any, **kwargs: Any) -> None:
-    # contract §2.6: 404 = segment not active in this environment (any more); not an error.
-    if response.status_code != 404:
-        response.raise_for_status()
+def _raise_for_status(endpoint: Endpoint) -> Callable[..., None]:
+    """A response hook raising on error statuses, except a 404 where the endpoint says it
+    means "nothing here" (segment keys, contract §2.6: the segment is not active there)."""
+
+    def hook(response: Any, *args: Any, **kwargs: Any) -> None:
+        if not (endpoint.missing_is_empty and response.status_code == 404):
+            response.raise_for_status()
+
+    return hook
 
 
 class _EmptyArrowScope(MaterializeEmptyScope):

@@ -18,14 +18,16 @@ from dagster import DagsterInstance
 
 OPENERS = 8
 
-# Each child waits for the start file, then opens the instance the way the CLI does.
+# Each child imports everything first, says it is ready, waits for the start file, then opens
+# the instance the way the CLI does: the opens race each other, not the imports.
 CHILD = """
-import os, sys, time
+import sys, time
 from pathlib import Path
-go = Path(sys.argv[1])
+from analytics_assets.dagster_layer.instance import get_instance
+ready, go = Path(sys.argv[1]), Path(sys.argv[2])
+ready.touch()
 while not go.exists():
     time.sleep(0.001)
-from analytics_assets.dagster_layer.instance import get_instance
 get_instance().dispose()
 """
 
@@ -34,17 +36,23 @@ def test_concurrent_first_open_leaves_one_schema_version(tmp_path: Path) -> None
     home = tmp_path / "home"
     go = tmp_path / "go"
     env = {**os.environ, "DAGSTER_HOME": str(home)}
+    ready = [tmp_path / f"ready-{n}" for n in range(OPENERS)]
     children = [
         subprocess.Popen(
-            [sys.executable, "-c", CHILD, str(go)],
+            [sys.executable, "-c", CHILD, str(flag), str(go)],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
         )
-        for _ in range(OPENERS)
+        for flag in ready
     ]
-    time.sleep(3)  # the imports are done and every child is polling for the start file
+    deadline = time.monotonic() + 120
+    while not all(flag.exists() for flag in ready):
+        assert all(child.poll() is None for child in children), "a child exited before the start"
+        assert time.monotonic() < deadline, "children did not get ready"
+        time.sleep(0.05)
+    assert not home.exists()  # nobody has opened the instance yet
     go.touch()
     outputs = [child.communicate(timeout=120)[0] for child in children]
     assert [child.returncode for child in children] == [0] * OPENERS, outputs

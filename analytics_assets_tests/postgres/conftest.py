@@ -114,24 +114,23 @@ def postgres_server() -> PostgresDatabase:
     return server
 
 
-def _create_database(server: PostgresDatabase, name: str) -> None:
+def _execute_outside_transaction(server: PostgresDatabase, sql: str) -> None:
+    """CREATE/DROP DATABASE cannot run inside a transaction block."""
     connection = server.connect()
     connection.autocommit = True
     try:
         with connection.cursor() as cursor:
-            cursor.execute(f'CREATE DATABASE "{name}"')
+            cursor.execute(sql)
     finally:
         connection.close()
+
+
+def _create_database(server: PostgresDatabase, name: str) -> None:
+    _execute_outside_transaction(server, f'CREATE DATABASE "{name}"')
 
 
 def _drop_database(server: PostgresDatabase, name: str) -> None:
-    connection = server.connect()
-    connection.autocommit = True
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        connection.close()
+    _execute_outside_transaction(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
