@@ -47,3 +47,7 @@ def find_split_error(exc: BaseException) -> SplitSourceError | None:
             return current
         current = getattr(current, "exception", None) or current.__cause__ or current.__context__
     return None
+
+
+class SyncCancelled(SplitSourceError):
+    """The sync was stopped on request (SIGTERM, Ctrl+C, a Dagster "Terminate")."""
