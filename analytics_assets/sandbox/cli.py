@@ -35,6 +35,7 @@ from analytics_assets.sandbox.config import (
     parse_fault_kinds,
 )
 from analytics_assets.sandbox.endpoints import API_PREFIX
+from analytics_assets.sandbox.forms import FORM_OPTIONS, ServedForms
 from analytics_assets.sandbox.gateway import IntentionalDropFilter
 from analytics_assets.sandbox.sizes import SIZES
 
@@ -101,6 +102,15 @@ def add_sandbox_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"schema drift of feature-flag records: comma-separated subset of"
         f" {','.join(DRIFT_KINDS)} (default none)",
     )
+    served = ServedForms()
+    for option in FORM_OPTIONS:
+        default = getattr(served, option.name)
+        parser.add_argument(
+            "--" + option.name.replace("_", "-"),
+            choices=option.choices,
+            default=default,
+            help=f"{option.help} (default {default})",
+        )
     parser.add_argument(
         "--max-consecutive-faults",
         type=int,
@@ -131,6 +141,7 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         harness_mode=args.harness_mode,
         max_consecutive_faults=args.max_consecutive_faults,
         drift=parse_drift(args.drift),
+        forms=ServedForms(**{option.name: getattr(args, option.name) for option in FORM_OPTIONS}),
     )
 
 

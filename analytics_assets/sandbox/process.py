@@ -22,7 +22,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
@@ -60,6 +60,7 @@ class SandboxProcess:
         harness_mode: bool = False,
         max_consecutive_faults: int | None = None,
         drift: str | list[str] | tuple[str, ...] | None = None,
+        forms: Mapping[str, str] | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
         log_level: str = "warning",
@@ -88,6 +89,9 @@ class SandboxProcess:
             "--slow-ms": slow_ms,
             "--max-consecutive-faults": max_consecutive_faults,
         }
+        for name, value in (forms or {}).items():
+            # Form settings (analytics_assets.sandbox.forms), e.g. {"attributes_envelope": "data"}.
+            optional["--" + name.replace("_", "-")] = value
         if drift:
             optional["--drift"] = drift if isinstance(drift, str) else ",".join(drift)
         if fault_kinds is not None:
