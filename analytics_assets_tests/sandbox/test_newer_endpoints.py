@@ -54,6 +54,8 @@ VARIANTS: tuple[dict[str, str], ...] = (
 
 def test_the_variants_cover_every_choice() -> None:
     for option in FORM_OPTIONS:
+        # The README lists the default first.
+        assert getattr(ServedForms(), option.name) == option.choices[0], option.name
         chosen = {
             variant.get(option.name, getattr(ServedForms(), option.name)) for variant in VARIANTS
         }
