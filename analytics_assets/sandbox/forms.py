@@ -76,6 +76,13 @@ FORM_OPTIONS: tuple[FormOption, ...] = (
         "§3.6 `trafficTypeId` + `trafficTypeURN` (HGO) or a `trafficType {id, name}` (PY)",
     ),
     FormOption(
+        "rule_based_segment_matchers",
+        ("flag", "docs"),
+        "§3.6 matchers of rule-based segment rules: the flag-definition dialect (type,"
+        " attribute, string/strings/number…; PY, HGO) or the docs example's attribute/operator/"
+        "value (LDM)",
+    ),
+    FormOption(
         "rule_based_segment_timestamps",
         ("epoch", "iso"),
         "§3.6 epoch-ms `creationTime` (PY, HGO list) or ISO-8601 `createdAt`/`updatedAt`"
@@ -103,6 +110,7 @@ class ServedForms:
     rule_based_segment_definitions_envelope: str = "array"
     rule_based_segment_traffic_type: str = "id"
     rule_based_segment_timestamps: str = "epoch"
+    rule_based_segment_matchers: str = "flag"
 
     def __post_init__(self) -> None:
         for option in FORM_OPTIONS:

@@ -449,9 +449,28 @@ class RuleBasedSegmentDefinition:
         record.update(_traffic_type_fields(org, segment.traffic_type_id))
         record.update(_rule_based_timestamps(org, self.creation_time, self.update_time))
         record["rules"] = copy.deepcopy(self.rules)
+        if org.forms.rule_based_segment_matchers == "docs":
+            for rule in record["rules"]:
+                condition = rule["condition"]
+                condition["matchers"] = [_docs_matcher(m) for m in condition["matchers"]]
         record["excludedKeys"] = list(self.excluded_keys)
         record["excludedSegments"] = copy.deepcopy(self.excluded_segments)
         return record
+
+
+_MATCHER_VALUE_FIELDS = ("string", "strings", "number", "bool", "date", "between", "depends")
+
+
+def _docs_matcher(matcher: Record) -> Record:
+    """A flag-dialect matcher in the docs example's `attribute`/`operator`/`value` (§3.6)."""
+    docs: Record = {
+        "attribute": matcher.get("attribute"),
+        "operator": matcher["type"],
+        "value": next((matcher[f] for f in _MATCHER_VALUE_FIELDS if f in matcher), None),
+    }
+    if "negate" in matcher:
+        docs["negate"] = matcher["negate"]
+    return docs
 
 
 @dataclass

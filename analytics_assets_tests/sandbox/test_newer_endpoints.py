@@ -47,6 +47,7 @@ VARIANTS: tuple[dict[str, str], ...] = (
         "large_segment_tags": "null",
         "rule_based_segments_envelope": "objects",
         "rule_based_segment_definitions_envelope": "offset",
+        "rule_based_segment_matchers": "docs",
     },
     {"large_segments_plan": "paywalled"},
 )
@@ -196,6 +197,12 @@ def test_attribute_envelopes_and_data_type_forms(served: Any) -> None:
     assert unknown.status_code == 404 and unknown.json()["code"] == 404
 
 
+def whole_rules(api: Api, path: str) -> list[dict[str, Any]]:
+    body = api.json(path)
+    records = body["objects"] if isinstance(body, dict) else body
+    return [rule for record in records for rule in record["rules"]]
+
+
 def test_rule_based_segment_forms(served: Any) -> None:
     api = served()
     ws, _, environments = _first_scope(api)
@@ -218,6 +225,16 @@ def test_rule_based_segment_forms(served: Any) -> None:
     record = page["objects"][0]
     assert "trafficTypeId" not in record and set(record["trafficType"]) == {"id", "name"}
     assert "creationTime" not in record and record["createdAt"].endswith("Z")
+    flag_dialect = [m for r in whole_rules(api, env_path) for m in r["condition"]["matchers"]]
+    assert flag_dialect and all("type" in m and "operator" not in m for m in flag_dialect)
+    api = served(
+        rule_based_segment_matchers="docs", rule_based_segment_definitions_envelope="objects"
+    )
+    docs_dialect = [m for r in whole_rules(api, env_path) for m in r["condition"]["matchers"]]
+    assert len(docs_dialect) == len(flag_dialect)
+    assert all(
+        {"attribute", "operator", "value"} <= set(m) and "type" not in m for m in docs_dialect
+    )
     whole = api.json(env_path, offset=0, limit=5)
     assert set(whole) == {"objects"} and len(whole["objects"]) == 51
     assert {"id", "description", "createdAt", "updatedAt"} <= set(whole["objects"][0])

@@ -52,6 +52,7 @@ VARIANTS: tuple[dict[str, str], ...] = (
         "large_segment_tags": "null",
         "rule_based_segments_envelope": "objects",
         "rule_based_segment_definitions_envelope": "offset",
+        "rule_based_segment_matchers": "docs",
     },
     {"large_segments_plan": "paywalled"},
 )

@@ -339,6 +339,7 @@ VARIANTS: tuple[dict[str, str], ...] = (
         "rule_based_segment_definitions_envelope": "objects",
         "rule_based_segment_traffic_type": "object",
         "rule_based_segment_timestamps": "iso",
+        "rule_based_segment_matchers": "docs",
         "large_segment_tags": "null",
     },
     {"large_segments_plan": "paywalled"},
