@@ -50,7 +50,9 @@ CHANGE_REQUEST_STATUSES = (
     "PUBLISHED",
 )
 
-Pagination = Literal["offset", "marker", "none"]
+Pagination = Literal["offset", "marker", "none", "list_or_offset", "attribute_markers"]
+"""``list_or_offset`` and ``attribute_markers`` are the newer endpoints' paging (contract
+§3.4–§3.6), whose form varies: see :mod:`analytics_assets.split_source.paging_variants`."""
 Scope = Literal["org", "workspace", "environment"]
 
 
@@ -60,7 +62,8 @@ class Endpoint:
 
     table: str
     path: str
-    """Relative to the base URL. Placeholders: {workspace_id}, {environment_id}, {segment_name}."""
+    """Relative to the base URL. Placeholders: {workspace_id}, {environment_id}, {segment_name},
+    {traffic_type_id}."""
     pagination: Pagination
     records: str
     """JSONPath of the records in the response ("$" for a bare array)."""
@@ -86,6 +89,8 @@ class Endpoint:
     """A 404 means "nothing here" (not an error) for this endpoint."""
     optional_for_harness: bool = False
     """Deprecated for Harness-migrated accounts: warn and skip if the API refuses it."""
+    paywall_means_empty: bool = False
+    """A 402 means "not in this organisation's plan": warn once, zero rows, not a failure."""
 
 
 ENDPOINTS: tuple[Endpoint, ...] = (
@@ -265,6 +270,85 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         statuses=CHANGE_REQUEST_STATUSES,
         description="Change requests in all six statuses, with their payloads and comments.",
         contract="§2.11",
+    ),
+    Endpoint(
+        table="attributes",
+        path="v2/schema/ws/{workspace_id}/trafficTypes/{traffic_type_id}",
+        # contract §3.4: paginate=true&markerLimit=200 (the maximum); the legacy bare array
+        # is accepted too, and the envelope's key is `objects` or `data`.
+        pagination="attribute_markers",
+        records="$,objects,data",
+        page_size=200,
+        primary_key=("workspace_id", "traffic_type_id", "id"),
+        scope="workspace",
+        parent="traffic_types",
+        description=(
+            "Attribute schema of each traffic type (what targeting can match on): data type,"
+            " display name, description, searchable, suggested values."
+        ),
+        contract="§3.4",
+    ),
+    Endpoint(
+        table="rule_based_segments",
+        path="v2/rule-based-segments/ws/{workspace_id}",
+        # contract §3.6: a bare array live, `{objects}` or an offset envelope in the docs.
+        pagination="list_or_offset",
+        records="$,objects",
+        total="totalCount",
+        page_size=50,
+        primary_key=("workspace_id", "id"),
+        scope="workspace",
+        parent="workspaces",
+        description="Rule-based segments of each workspace (metadata).",
+        contract="§3.6",
+    ),
+    Endpoint(
+        table="rule_based_segment_definitions",
+        path="v2/rule-based-segments/ws/{workspace_id}/environments/{environment_id}",
+        pagination="list_or_offset",
+        records="$,objects",
+        total="totalCount",
+        page_size=50,
+        primary_key=("environment_id", "name"),
+        scope="environment",
+        parent="environments",
+        describes=("rule_based_segments",),
+        history=True,
+        description=(
+            "Per-environment rule-based segment definitions (rules, excluded keys, excluded"
+            " segments), with history like flag definitions."
+        ),
+        contract="§3.6",
+    ),
+    Endpoint(
+        table="large_segments",
+        path="v2/large-segments/ws/{workspace_id}",
+        # contract §3.5: a bare array (first-party code) or an offset envelope (docs).
+        pagination="list_or_offset",
+        records="$,objects",
+        total="totalCount",
+        page_size=50,
+        primary_key=("workspace_id", "name"),
+        scope="workspace",
+        parent="workspaces",
+        paywall_means_empty=True,
+        description="Large segments of each workspace (metadata; members are not exportable).",
+        contract="§3.5",
+    ),
+    Endpoint(
+        table="environment_large_segments",
+        path="v2/large-segments/ws/{workspace_id}/environments/{environment_id}",
+        pagination="list_or_offset",
+        records="$,objects",
+        total="totalCount",
+        page_size=50,
+        primary_key=("environment_id", "name"),
+        scope="environment",
+        parent="environments",
+        describes=("large_segments",),
+        paywall_means_empty=True,
+        description="Large segments defined in each environment (metadata).",
+        contract="§3.5",
     ),
 )
 
