@@ -81,6 +81,9 @@ class Endpoint:
     """A 404 means "nothing here" (not an error) for this endpoint."""
     optional_for_harness: bool = False
     """Deprecated for Harness-migrated accounts: warn and skip if the API refuses it."""
+    columns: Mapping[str, str] = field(default_factory=dict)
+    """Every documented column (dlt's normalized name -> dlt data type), so it exists from the
+    first load with its type even when the API omits or nulls it (see ``schema.py``)."""
 
 
 ENDPOINTS: tuple[Endpoint, ...] = (
@@ -97,6 +100,12 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         scope="org",
         description="Workspaces (Harness FME projects) of the organisation.",
         contract="§2.1",
+        columns={
+            "id": "text",
+            "name": "text",
+            "type": "text",
+            "requires_title_and_comments": "bool",
+        },
     ),
     Endpoint(
         table="environments",
@@ -108,6 +117,11 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         parent="workspaces",
         description="Environments of each workspace (id, name, production flag).",
         contract="§2.2",
+        columns={
+            "id": "text",
+            "name": "text",
+            "production": "bool",
+        },
     ),
     Endpoint(
         table="traffic_types",
@@ -119,6 +133,11 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         parent="workspaces",
         description="Traffic types of each workspace.",
         contract="§2.3",
+        columns={
+            "id": "text",
+            "name": "text",
+            "display_attribute_id": "text",
+        },
     ),
     Endpoint(
         table="rollout_statuses",
@@ -131,6 +150,11 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         parent="workspaces",
         description="Rollout statuses available in each workspace.",
         contract="§2.7",
+        columns={
+            "id": "text",
+            "name": "text",
+            "description": "text",
+        },
     ),
     Endpoint(
         table="flag_sets",
@@ -145,6 +169,15 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         parent="workspaces",
         description="Flag sets of each workspace.",
         contract="§2.8",
+        columns={
+            "id": "text",
+            "name": "text",
+            "description": "text",
+            "created_at": "timestamp",
+            "type": "text",
+            "workspace__id": "text",
+            "workspace__type": "text",
+        },
     ),
     Endpoint(
         table="feature_flags",
@@ -158,6 +191,17 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         parent="workspaces",
         description="Feature flags (splits) of each workspace: metadata, tags, owners.",
         contract="§2.4",
+        columns={
+            "id": "text",
+            "name": "text",
+            "description": "text",
+            "creation_time": "bigint",
+            "rollout_status__id": "text",
+            "rollout_status__name": "text",
+            "rollout_status_timestamp": "bigint",
+            "traffic_type__id": "text",
+            "traffic_type__name": "text",
+        },
     ),
     Endpoint(
         table="segments",
@@ -171,6 +215,13 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         parent="workspaces",
         description="Segments of each workspace (segments have no id; the name is the key).",
         contract="§2.5",
+        columns={
+            "name": "text",
+            "description": "text",
+            "creation_time": "bigint",
+            "traffic_type__id": "text",
+            "traffic_type__name": "text",
+        },
     ),
     Endpoint(
         table="feature_flag_definitions",
@@ -190,6 +241,24 @@ ENDPOINTS: tuple[Endpoint, ...] = (
             " _dlt_valid_to (null for the current version)."
         ),
         contract="§3.1",
+        columns={
+            "id": "text",
+            "name": "text",
+            "environment": "json",
+            "traffic_type": "json",
+            "killed": "bool",
+            "treatments": "json",
+            "default_treatment": "text",
+            "baseline_treatment": "text",
+            "traffic_allocation": "bigint",
+            "rules": "json",
+            "default_rule": "json",
+            "creation_time": "bigint",
+            "last_update_time": "bigint",
+            "last_traffic_received_at": "bigint",
+            "impressions_disabled": "bool",
+            "flag_sets": "json",
+        },
     ),
     Endpoint(
         table="environment_segments",
@@ -204,6 +273,14 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         describes=("segments",),
         description="Segments active in each environment.",
         contract="§3.2",
+        columns={
+            "name": "text",
+            "creation_time": "bigint",
+            "traffic_type__id": "text",
+            "traffic_type__name": "text",
+            "environment__id": "text",
+            "environment__name": "text",
+        },
     ),
     Endpoint(
         table="segments_keys",
@@ -234,6 +311,14 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         optional_for_harness=True,
         description="Users of the organisation, in every status (ACTIVE, DEACTIVATED, PENDING).",
         contract="§2.9",
+        columns={
+            "id": "text",
+            "type": "text",
+            "name": "text",
+            "email": "text",
+            "status": "text",
+            "_2fa": "bool",
+        },
     ),
     Endpoint(
         table="groups",
@@ -247,6 +332,12 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         optional_for_harness=True,
         description="User groups of the organisation.",
         contract="§2.10",
+        columns={
+            "id": "text",
+            "name": "text",
+            "description": "text",
+            "type": "text",
+        },
     ),
     Endpoint(
         table="change_requests",
@@ -260,6 +351,28 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         statuses=CHANGE_REQUEST_STATUSES,
         description="Change requests in all six statuses, with their payloads and comments.",
         contract="§2.11",
+        columns={
+            "id": "text",
+            "status": "text",
+            "title": "text",
+            "comment": "text",
+            "operation_type": "text",
+            "workspace__id": "text",
+            "workspace__type": "text",
+            "rollout_status__id": "text",
+            "rollout_status__type": "text",
+            "rollout_status__name": "text",
+            "rollout_status_timestamp": "bigint",
+            "scheduled_for": "bigint",
+            "scheduled_for_timezone": "text",
+            "split__id": "text",
+            "split__name": "text",
+            "split__environment": "json",
+            "split__killed": "bool",
+            "segment__name": "text",
+            "segment__keys": "json",
+            "segment__environment": "json",
+        },
     ),
 )
 

@@ -39,6 +39,7 @@ from analytics_assets.split_source.client import (
     SplitSession,
 )
 from analytics_assets.split_source.errors import SplitConfigurationError
+from analytics_assets.split_source.schema import column_hints
 from analytics_assets.split_source.settings import (
     ENDPOINTS,
     ENDPOINTS_BY_TABLE,
@@ -235,7 +236,7 @@ def _resource_config(endpoint: Endpoint, scope: SyncScope, settings: SplitSettin
         "endpoint": endpoint_config,
         "primary_key": None if endpoint.history else list(endpoint.primary_key),
         "write_disposition": _write_disposition(endpoint, scope),
-        "columns": _key_columns(endpoint),
+        "columns": {**column_hints(endpoint), **_key_columns(endpoint)},
         # Every resource runs in dlt's worker pool, and a child's requests for different
         # parents too: with latency L and a limit R, R x L requests must be in flight to reach
         # the limit. The session's semaphore and pacer keep the total within bounds.
