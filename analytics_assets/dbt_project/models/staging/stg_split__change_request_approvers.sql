@@ -1,7 +1,7 @@
 -- Approvers of each change request: emails, or "admin-api-key".
 with approvers as (
     select _dlt_parent_id, value
-    from {{ optional_relation(source('split', 'change_requests__approvers'),
+    from {{ optional_child_relation(source('split', 'change_requests'), 'approvers',
         {'_dlt_parent_id': dbt.type_string(), 'value': dbt.type_string()}) }} as a
 )
 

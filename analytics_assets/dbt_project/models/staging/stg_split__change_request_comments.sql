@@ -1,7 +1,7 @@
 -- Comments of each change request, in order, with the commenter's role (SUBMITTER, APPROVER).
 with comments as (
     select _dlt_parent_id, _dlt_list_idx, comment, {{ adapter.quote('user') }} as commenter, role, {{ adapter.quote('timestamp') }} as commented_ms
-    from {{ optional_relation(source('split', 'change_requests__comments'),
+    from {{ optional_child_relation(source('split', 'change_requests'), 'comments',
         {'_dlt_parent_id': dbt.type_string(), '_dlt_list_idx': dbt.type_bigint(), 'comment': dbt.type_string(),
          'user': dbt.type_string(), 'role': dbt.type_string(), 'timestamp': dbt.type_bigint()}) }} as c
 )

@@ -2,7 +2,7 @@
 -- for users, an email.
 with owners as (
     select _dlt_parent_id, id, type
-    from {{ optional_relation(source('split', 'feature_flags__owners'),
+    from {{ optional_child_relation(source('split', 'feature_flags'), 'owners',
         {'_dlt_parent_id': dbt.type_string(), 'id': dbt.type_string(), 'type': dbt.type_string()}) }} as o
 )
 

@@ -1,6 +1,6 @@
 with tags as (
     select _dlt_parent_id, name
-    from {{ optional_relation(source('split', 'feature_flags__tags'),
+    from {{ optional_child_relation(source('split', 'feature_flags'), 'tags',
         {'_dlt_parent_id': dbt.type_string(), 'name': dbt.type_string()}) }} as t
 )
 

@@ -1,6 +1,6 @@
 with memberships as (
     select _dlt_parent_id, id
-    from {{ optional_relation(source('split', 'users__groups'),
+    from {{ optional_child_relation(source('split', 'users'), 'groups',
         {'_dlt_parent_id': dbt.type_string(), 'id': dbt.type_string()}) }} as m
 )
 
