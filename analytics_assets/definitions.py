@@ -3,9 +3,10 @@
 from dagster import Definitions, ExecutorDefinition, in_process_executor
 from dagster_dlt import DagsterDltResource
 
-from analytics_assets.dagster_layer.assets import SPLIT_ASSETS
+from analytics_assets.dagster_layer.assets import POOL, SPLIT_ASSETS
 from analytics_assets.dagster_layer.checks import FRESHNESS_CHECKS, QUALITY_CHECKS
 from analytics_assets.dagster_layer.jobs import SPLIT_JOBS
+from analytics_assets.dagster_layer.models import build_model_assets, models_job
 from analytics_assets.dagster_layer.policies import with_freshness_policies
 from analytics_assets.dagster_layer.resources import (
     split_api_from_environment,
@@ -22,11 +23,12 @@ def build_definitions(executor: ExecutorDefinition = in_process_executor) -> Def
     (the multiprocess executor) would only add an interpreter start, seconds each, to every
     run. A deployment that wants it anyway passes it here.
     """
+    models = build_model_assets(POOL)
     return with_freshness_policies(
         Definitions(
-            assets=list(SPLIT_ASSETS),
+            assets=[*SPLIT_ASSETS, models],
             asset_checks=[*QUALITY_CHECKS, *FRESHNESS_CHECKS],
-            jobs=list(SPLIT_JOBS),
+            jobs=[*SPLIT_JOBS, models_job(models)],
             sensors=list(SPLIT_SENSORS),
             schedules=list(SPLIT_SCHEDULES),
             executor=executor,

@@ -6,6 +6,7 @@
 - ``ANALYTICS_DUCKDB_PATH``: the DuckDB file; default ``data/analytics.duckdb`` (relative to
   the working directory).
 - ``ANALYTICS_DATASET``: the dataset (schema) name; default ``split``.
+- ``ANALYTICS_MODELS_DATASET``: the dbt models' schema; default ``<ANALYTICS_DATASET>_analytics``.
 - ``ANALYTICS_DUCKDB_MEMORY_LIMIT``: DuckDB's memory cap while loading (it spills to disk
   beyond it); default ``128MB``.
 """
@@ -49,6 +50,12 @@ class WarehouseSettings:
     duckdb_path: str = DEFAULT_DUCKDB_PATH
     dataset: str = DEFAULT_DATASET
     duckdb_memory_limit: str = DEFAULT_DUCKDB_MEMORY_LIMIT
+    models_dataset: str = ""
+    """The dbt models' schema; empty: ``<dataset>_analytics``."""
+
+    @property
+    def analytics_dataset(self) -> str:
+        return self.models_dataset or f"{self.dataset}_analytics"
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> WarehouseSettings:
@@ -59,6 +66,7 @@ class WarehouseSettings:
             dataset=env.get("ANALYTICS_DATASET") or DEFAULT_DATASET,
             duckdb_memory_limit=env.get("ANALYTICS_DUCKDB_MEMORY_LIMIT")
             or DEFAULT_DUCKDB_MEMORY_LIMIT,
+            models_dataset=env.get("ANALYTICS_MODELS_DATASET") or "",
         )
         settings.validate()
         return settings

@@ -25,6 +25,7 @@ from typing import Any
 from dagster import DagsterEventType, DagsterInstance, Definitions, RunsFilter
 from dagster._core.storage.dagster_run import NOT_FINISHED_STATUSES
 
+from analytics_assets.dagster_layer import models
 from analytics_assets.dagster_layer.instance import get_instance
 from analytics_assets.dagster_layer.partitions import (
     ENVIRONMENTS_KEY,
@@ -107,6 +108,10 @@ def exclusive_sync(home: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _sync_tags(home: Path) -> dict[str, str]:
+    return {LAUNCHED_BY_TAG: LAUNCHED_BY, SYNC_INSTANCE_TAG: _sync_instance_id(home)}
 
 
 def _sync_instance_id(home: Path) -> str:
@@ -251,6 +256,7 @@ def run_sync(
             for start, end in contiguous_ranges(keys, wanted):
                 count = keys.index(end) - keys.index(start) + 1
                 _run(defs, instance, job_name, job_tables, (start, end), report, progress, count)
+        models.run_models_after_sync(defs, instance, _sync_tags(home), progress)
     report.seconds = time.monotonic() - started
     return report
 

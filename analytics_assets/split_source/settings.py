@@ -91,6 +91,9 @@ class Endpoint:
     """Deprecated for Harness-migrated accounts: warn and skip if the API refuses it."""
     paywall_means_empty: bool = False
     """A 402 means "not in this organisation's plan": warn once, zero rows, not a failure."""
+    columns: Mapping[str, str] = field(default_factory=dict)
+    """Every documented column (dlt's normalized name -> dlt data type), so it exists from the
+    first load with its type even when the API omits or nulls it (see ``schema.py``)."""
 
 
 ENDPOINTS: tuple[Endpoint, ...] = (
@@ -107,6 +110,12 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         scope="org",
         description="Workspaces (Harness FME projects) of the organisation.",
         contract="§2.1",
+        columns={
+            "id": "text",
+            "name": "text",
+            "type": "text",
+            "requires_title_and_comments": "bool",
+        },
     ),
     Endpoint(
         table="environments",
@@ -118,6 +127,11 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         parent="workspaces",
         description="Environments of each workspace (id, name, production flag).",
         contract="§2.2",
+        columns={
+            "id": "text",
+            "name": "text",
+            "production": "bool",
+        },
     ),
     Endpoint(
         table="traffic_types",
@@ -129,6 +143,11 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         parent="workspaces",
         description="Traffic types of each workspace.",
         contract="§2.3",
+        columns={
+            "id": "text",
+            "name": "text",
+            "display_attribute_id": "text",
+        },
     ),
     Endpoint(
         table="rollout_statuses",
@@ -141,6 +160,11 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         parent="workspaces",
         description="Rollout statuses available in each workspace.",
         contract="§2.7",
+        columns={
+            "id": "text",
+            "name": "text",
+            "description": "text",
+        },
     ),
     Endpoint(
         table="flag_sets",
@@ -155,6 +179,15 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         parent="workspaces",
         description="Flag sets of each workspace.",
         contract="§2.8",
+        columns={
+            "id": "text",
+            "name": "text",
+            "description": "text",
+            "created_at": "timestamp",
+            "type": "text",
+            "workspace__id": "text",
+            "workspace__type": "text",
+        },
     ),
     Endpoint(
         table="feature_flags",
@@ -168,6 +201,17 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         parent="workspaces",
         description="Feature flags (splits) of each workspace: metadata, tags, owners.",
         contract="§2.4",
+        columns={
+            "id": "text",
+            "name": "text",
+            "description": "text",
+            "creation_time": "bigint",
+            "rollout_status__id": "text",
+            "rollout_status__name": "text",
+            "rollout_status_timestamp": "bigint",
+            "traffic_type__id": "text",
+            "traffic_type__name": "text",
+        },
     ),
     Endpoint(
         table="segments",
@@ -181,6 +225,13 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         parent="workspaces",
         description="Segments of each workspace (segments have no id; the name is the key).",
         contract="§2.5",
+        columns={
+            "name": "text",
+            "description": "text",
+            "creation_time": "bigint",
+            "traffic_type__id": "text",
+            "traffic_type__name": "text",
+        },
     ),
     Endpoint(
         table="feature_flag_definitions",
@@ -200,6 +251,24 @@ ENDPOINTS: tuple[Endpoint, ...] = (
             " _dlt_valid_to (null for the current version)."
         ),
         contract="§3.1",
+        columns={
+            "id": "text",
+            "name": "text",
+            "environment": "json",
+            "traffic_type": "json",
+            "killed": "bool",
+            "treatments": "json",
+            "default_treatment": "text",
+            "baseline_treatment": "text",
+            "traffic_allocation": "bigint",
+            "rules": "json",
+            "default_rule": "json",
+            "creation_time": "bigint",
+            "last_update_time": "bigint",
+            "last_traffic_received_at": "bigint",
+            "impressions_disabled": "bool",
+            "flag_sets": "json",
+        },
     ),
     Endpoint(
         table="environment_segments",
@@ -214,6 +283,14 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         describes=("segments",),
         description="Segments active in each environment.",
         contract="§3.2",
+        columns={
+            "name": "text",
+            "creation_time": "bigint",
+            "traffic_type__id": "text",
+            "traffic_type__name": "text",
+            "environment__id": "text",
+            "environment__name": "text",
+        },
     ),
     Endpoint(
         table="segments_keys",
@@ -244,6 +321,14 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         optional_for_harness=True,
         description="Users of the organisation, in every status (ACTIVE, DEACTIVATED, PENDING).",
         contract="§2.9",
+        columns={
+            "id": "text",
+            "type": "text",
+            "name": "text",
+            "email": "text",
+            "status": "text",
+            "_2fa": "bool",
+        },
     ),
     Endpoint(
         table="groups",
@@ -257,6 +342,12 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         optional_for_harness=True,
         description="User groups of the organisation.",
         contract="§2.10",
+        columns={
+            "id": "text",
+            "name": "text",
+            "description": "text",
+            "type": "text",
+        },
     ),
     Endpoint(
         table="change_requests",
@@ -270,6 +361,28 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         statuses=CHANGE_REQUEST_STATUSES,
         description="Change requests in all six statuses, with their payloads and comments.",
         contract="§2.11",
+        columns={
+            "id": "text",
+            "status": "text",
+            "title": "text",
+            "comment": "text",
+            "operation_type": "text",
+            "workspace__id": "text",
+            "workspace__type": "text",
+            "rollout_status__id": "text",
+            "rollout_status__type": "text",
+            "rollout_status__name": "text",
+            "rollout_status_timestamp": "bigint",
+            "scheduled_for": "bigint",
+            "scheduled_for_timezone": "text",
+            "split__id": "text",
+            "split__name": "text",
+            "split__environment": "json",
+            "split__killed": "bool",
+            "segment__name": "text",
+            "segment__keys": "json",
+            "segment__environment": "json",
+        },
     ),
     Endpoint(
         table="attributes",

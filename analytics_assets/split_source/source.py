@@ -38,6 +38,7 @@ from analytics_assets.split_source.cancellation import Cancellation
 from analytics_assets.split_source.errors import SplitApiError, SplitConfigurationError
 from analytics_assets.split_source.paging import MarkerPaging, OffsetPaging, Paging, SinglePage
 from analytics_assets.split_source.reading import read_offset_scope_concurrently, read_scope
+from analytics_assets.split_source.schema import column_hints
 from analytics_assets.split_source.settings import (
     ENDPOINTS,
     ENDPOINTS_BY_TABLE,
@@ -256,7 +257,7 @@ class _Tables:
             "name": endpoint.table,
             "primary_key": None if endpoint.history else list(endpoint.primary_key),
             "write_disposition": _write_disposition(endpoint, self.scope),
-            "columns": _key_columns(endpoint),
+            "columns": {**column_hints(endpoint), **_key_columns(endpoint)},
         }
         if endpoint.history:
             # Targeting rules and treatments stay whole JSON documents in each version's row,
