@@ -44,7 +44,9 @@ CADENCES: tuple[Cadence, ...] = (
         "20 * * * *",
         timedelta(hours=3),
         timedelta(hours=2),
-        ("feature_flag_definitions", "environment_segments"),
+        tuple(
+            t for t, g in GROUP_BY_TABLE.items() if g == "split_environment" and t != "segments_keys"
+        ),
     ),
     Cadence(
         "segment_keys_daily",

@@ -6,16 +6,25 @@ from dagster import AllPartitionMapping, AssetDep, AssetKey, AssetSpec, TableCol
 from dagster_dlt import DagsterDltTranslator
 from dagster_dlt.translator import DltResourceTranslatorData
 
-from analytics_assets.split_source import ENDPOINTS_BY_TABLE, upstream_tables
+from analytics_assets.split_source import ENDPOINTS, ENDPOINTS_BY_TABLE, upstream_tables
 
 KEY_PREFIX = "split"
 OWNERS = ["team:data-platform"]
 
-# The Dagster shape of the graph: which tables are org-wide assets, and which are
-# partitioned by workspace or by environment (the partition key is the Split id).
-ORGANISATION_TABLES = ("workspaces", "environments", "users", "groups", "change_requests")
-WORKSPACE_TABLES = ("traffic_types", "rollout_statuses", "flag_sets", "feature_flags", "segments")
-ENVIRONMENT_TABLES = ("feature_flag_definitions", "environment_segments", "segments_keys")
+# The Dagster shape of the graph, from each table's scope in the endpoint table: org-wide
+# assets, and assets partitioned by workspace or by environment (the key is the Split id).
+# Environments are listed per workspace but define the environment partitions, so they load
+# with the organisation, beside the workspaces that define the workspace partitions.
+PARTITION_DEFINING_TABLES = ("workspaces", "environments")
+ORGANISATION_TABLES = PARTITION_DEFINING_TABLES + tuple(
+    e.table for e in ENDPOINTS if e.scope == "org" and e.table not in PARTITION_DEFINING_TABLES
+)
+WORKSPACE_TABLES = tuple(
+    e.table
+    for e in ENDPOINTS
+    if e.scope == "workspace" and e.table not in PARTITION_DEFINING_TABLES
+)
+ENVIRONMENT_TABLES = tuple(e.table for e in ENDPOINTS if e.scope == "environment")
 
 GROUP_BY_TABLE = {
     **{t: "split_organisation" for t in ORGANISATION_TABLES},
