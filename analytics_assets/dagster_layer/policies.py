@@ -45,7 +45,9 @@ CADENCES: tuple[Cadence, ...] = (
         timedelta(hours=3),
         timedelta(hours=2),
         tuple(
-            t for t, g in GROUP_BY_TABLE.items() if g == "split_environment" and t != "segments_keys"
+            table
+            for table, group in GROUP_BY_TABLE.items()
+            if group == "split_environment" and table != "segments_keys"
         ),
     ),
     Cadence(

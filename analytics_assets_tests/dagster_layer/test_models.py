@@ -97,7 +97,8 @@ def test_segment_usage_matches_truth(modelled):
     actual = set(
         _query(
             database,
-            "SELECT environment_id, flag_id, segment_name, used_in FROM split_analytics.segment_usage",
+            "SELECT environment_id, flag_id, segment_name, used_in"
+            " FROM split_analytics.segment_usage",
         )
     )
     assert actual == expected
@@ -118,7 +119,8 @@ def test_rule_and_matcher_counts_match_truth(modelled):
             (e, f): n
             for e, f, n in _query(
                 database,
-                "SELECT environment_id, flag_id, count(*) FROM split_analytics.stg_split__definition_rules GROUP BY 1, 2",
+                "SELECT environment_id, flag_id, count(*)"
+                " FROM split_analytics.stg_split__definition_rules GROUP BY 1, 2",
             )
         }
     )
