@@ -64,6 +64,7 @@ def _add_sync_arguments(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from analytics_assets.sandbox.cli import add_sandbox_arguments
+    from analytics_assets.sandbox.sizes import SIZES
 
     parser = argparse.ArgumentParser(
         prog="analytics-assets",
@@ -74,12 +75,19 @@ def build_parser() -> argparse.ArgumentParser:
     sync = commands.add_parser("sync", help="materialize every Split asset and partition")
     _add_sync_arguments(sync)
     demo = commands.add_parser("demo", help="start the sandbox and sync it into DuckDB")
-    demo.add_argument("--size", default=DEMO_SIZE, help="sandbox size (default demo)")
+    demo.add_argument(
+        "--size", choices=sorted(SIZES), default=DEMO_SIZE, help="sandbox size (default demo)"
+    )
     demo.add_argument("--port", type=int, default=SANDBOX_PORT, help="sandbox port (8765)")
     dev = commands.add_parser("dev", help="dagster dev on this code location")
     dev.add_argument("--port", type=int, default=3000, help="UI port (default 3000)")
     dev.add_argument("--host", default="127.0.0.1", help="UI host (default 127.0.0.1)")
-    dev.add_argument("--sandbox-size", default=DEMO_SIZE, help="sandbox size without a key")
+    dev.add_argument(
+        "--sandbox-size",
+        choices=sorted(SIZES),
+        default=DEMO_SIZE,
+        help="sandbox size without a key",
+    )
     commands.add_parser("check-freshness", help="run the freshness checks; exit 1 if stale")
     query = commands.add_parser("query", help="run read-only SQL on the warehouse dataset")
     query.add_argument("sql", help='e.g. "SELECT name, killed FROM feature_flag_definitions"')
