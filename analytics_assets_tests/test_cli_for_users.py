@@ -183,7 +183,7 @@ def test_environments_by_name_and_unknown_names_fail_on_the_listing(
     one = _cli(["sync", "--environment", name, "--select", "environment_segments"], tmp_path, env)
     assert one.returncode == 0, one.stderr
     requests = sandbox.stats()["by_endpoint"]
-    assert requests["environment_segments"]["requests"] == 1, requests  # that one environment
+    assert requests["environment_segments"]["requests"] <= 2, requests  # one environment's pages
     assert "Finished split_environment_refresh (1 partition)" in one.stderr
 
     # Now known from the last listing: an unknown name costs only the listings' refresh.
