@@ -1,6 +1,6 @@
 """The Dagster code location: composes the Split asset graph. Nothing is defined here."""
 
-from dagster import Definitions, ExecutorDefinition, in_process_executor
+from dagster import Definitions, ExecutorDefinition, in_process_executor, map_asset_specs
 from dagster_dlt import DagsterDltResource
 
 from analytics_assets.dagster_layer.assets import POOL, SPLIT_ASSETS
@@ -14,6 +14,7 @@ from analytics_assets.dagster_layer.resources import (
 )
 from analytics_assets.dagster_layer.schedules import SPLIT_SCHEDULES
 from analytics_assets.dagster_layer.sensors import SPLIT_SENSORS
+from analytics_assets.dagster_layer.translator import without_dlt_runtime_objects
 
 
 def build_definitions(executor: ExecutorDefinition = in_process_executor) -> Definitions:
@@ -24,20 +25,21 @@ def build_definitions(executor: ExecutorDefinition = in_process_executor) -> Def
     run. A deployment that wants it anyway passes it here.
     """
     models = build_model_assets(POOL)
-    return with_freshness_policies(
-        Definitions(
-            assets=[*SPLIT_ASSETS, models],
-            asset_checks=[*QUALITY_CHECKS, *FRESHNESS_CHECKS],
-            jobs=[*SPLIT_JOBS, models_job(models)],
-            sensors=list(SPLIT_SENSORS),
-            schedules=list(SPLIT_SCHEDULES),
-            executor=executor,
-            resources={
-                "dlt": DagsterDltResource(),
-                "split_api": split_api_from_environment(),
-                "warehouse": warehouse_from_environment(),
-            },
-        )
+    return Definitions(
+        assets=[
+            *with_freshness_policies(map_asset_specs(without_dlt_runtime_objects, SPLIT_ASSETS)),
+            models,
+        ],
+        asset_checks=[*QUALITY_CHECKS, *FRESHNESS_CHECKS],
+        jobs=[*SPLIT_JOBS, models_job(models)],
+        sensors=list(SPLIT_SENSORS),
+        schedules=list(SPLIT_SCHEDULES),
+        executor=executor,
+        resources={
+            "dlt": DagsterDltResource(),
+            "split_api": split_api_from_environment(),
+            "warehouse": warehouse_from_environment(),
+        },
     )
 
 

@@ -96,12 +96,14 @@ class WarehouseSettings:
                 f" of: {known}."
             ) from None
 
-    def dlt_destination(self, staging_suffix: str | None = None) -> Any:
-        """The dlt destination. ``staging_suffix`` gives a run its own staging dataset."""
+    def dlt_destination(self, staging_suffix: str | None = None, read_only: bool = False) -> Any:
+        """The dlt destination. ``staging_suffix`` gives a run its own staging dataset;
+        ``read_only`` opens a DuckDB file read-only (other destinations ignore it)."""
         if self.destination_type == "duckdb":
             path = Path(self.duckdb_path).expanduser()
             path.parent.mkdir(parents=True, exist_ok=True)
             credentials = DuckDbCredentials(str(path.resolve()))
+            credentials.read_only = read_only
             # DuckDB takes up to 80% of RAM by default; the merge of a million segment keys
             # would. A cap makes it spill to disk instead, keeping a sync's memory flat.
             credentials.global_config = {
@@ -159,6 +161,7 @@ def make_pipeline(
     pipeline_name: str = PIPELINE_NAME,
     pipelines_dir: str | None = None,
     run_id: str | None = None,
+    read_only: bool = False,
 ) -> dlt.Pipeline:
     """A dlt pipeline into the configured warehouse.
 
@@ -172,22 +175,25 @@ def make_pipeline(
         staging_suffix = "".join(c for c in run_id if c.isalnum())[:12].lower()
     return dlt.pipeline(
         pipeline_name=pipeline_name,
-        destination=warehouse.dlt_destination(staging_suffix),
+        destination=warehouse.dlt_destination(staging_suffix, read_only=read_only),
         dataset_name=warehouse.dataset,
         pipelines_dir=pipelines_dir,
     )
 
 
 @contextmanager
-def warehouse_reader(warehouse: WarehouseSettings) -> Iterator[Any]:
+def warehouse_reader(warehouse: WarehouseSettings, *, read_only: bool = False) -> Iterator[Any]:
     """A SQL client on the dataset, for readers (queries, checks, row counts, preflight).
+
+    ``read_only`` opens a DuckDB file read-only, so a statement that writes is refused.
 
     dlt's client needs a pipeline; a throwaway working folder keeps readers from touching the
     default one, which other projects and a running sync's state may share.
     """
     pipelines_dir = tempfile.mkdtemp(prefix="analytics-assets-read-")
     try:
-        with make_pipeline(warehouse, pipelines_dir=pipelines_dir).sql_client() as client:
+        pipeline = make_pipeline(warehouse, pipelines_dir=pipelines_dir, read_only=read_only)
+        with pipeline.sql_client() as client:
             yield client
     finally:
         shutil.rmtree(pipelines_dir, ignore_errors=True)

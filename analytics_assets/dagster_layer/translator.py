@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from dagster import AllPartitionMapping, AssetDep, AssetKey, AssetSpec, TableColumn, TableSchema
 from dagster_dlt import DagsterDltTranslator
 from dagster_dlt.translator import DltResourceTranslatorData
@@ -33,12 +35,48 @@ GROUP_BY_TABLE = {
 }
 
 
+# dagster-dlt's decorator stores the definition-time source, pipeline and translator in each
+# spec's metadata (its fallback when a run passes none), which the UI can only show as
+# "[DltSource] (unserializable)". Runs here pass all three, and Dagster keeps the keys of a
+# mapped spec's metadata, so their values become what they stand for, in words.
+DLT_RUNTIME_METADATA = {
+    "dagster_dlt/source": "split_source, built by each run for its workspaces or environments",
+    "dagster_dlt/pipeline": "a dlt pipeline per run, into the warehouse resource",
+    "dagster_dlt/translator": "SplitTranslator",
+}
+# A dlt job's file is a temp file of the run that loaded it, gone once the run ends.
+DLT_JOB_RUNTIME_FIELDS = ("file_path",)
+
+
+def without_dlt_runtime_objects(spec: AssetSpec) -> AssetSpec:
+    """The spec with dagster-dlt's Python objects in its metadata described (see above)."""
+    described = {k: v for k, v in DLT_RUNTIME_METADATA.items() if k in spec.metadata}
+    return spec.replace_attributes(metadata={**spec.metadata, **described})
+
+
+def user_facing_load_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
+    """A materialization's dlt metadata without the run's temp-file paths."""
+    jobs = metadata.get("jobs")
+    if not isinstance(jobs, list):
+        return metadata
+    cleaned = [
+        {k: v for k, v in job.items() if k not in DLT_JOB_RUNTIME_FIELDS}
+        if isinstance(job, dict)
+        else job
+        for job in jobs
+    ]
+    return {**metadata, "jobs": cleaned}
+
+
 def asset_key(table: str) -> AssetKey:
     return AssetKey([KEY_PREFIX, table])
 
 
 class SplitTranslator(DagsterDltTranslator):
-    """Keys ``split/<table>``, groups by partitioning, contract descriptions, real deps."""
+    """Keys ``split/<table>``, groups by partitioning, descriptions, real deps.
+
+    Descriptions are for users, who do not have the API contract: its section numbers
+    (``endpoint.contract``) stay in the code."""
 
     def __init__(self, destination_type: str, dataset: str) -> None:
         self.destination_type = destination_type
@@ -67,8 +105,7 @@ class SplitTranslator(DagsterDltTranslator):
             deps=deps,
             group_name=group,
             description=f"{endpoint.description}{history_note} Natural key:"
-            f" ({', '.join(key_columns)}). Source: GET {endpoint.path}"
-            f" (contract {endpoint.contract}).",
+            f" ({', '.join(key_columns)}). Source: Split Admin API, GET {endpoint.path}.",
             kinds={"dlt", self.destination_type},
             owners=OWNERS,
             tags={"split/scope": endpoint.scope, "split/pagination": endpoint.pagination},
