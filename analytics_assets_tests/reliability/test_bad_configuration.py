@@ -102,7 +102,7 @@ CASES = {
         [],
         False,
         2,
-        ("SPLIT_MAX_REQUESTS_PER_SECOND='fast' is not a valid float", "set it to a number"),
+        ("SPLIT_MAX_REQUESTS_PER_SECOND='fast' is not valid", "e.g. 3 or 0.5"),
     ),
     "unknown workspace on the command line": (
         {},
