@@ -177,6 +177,8 @@ def command_sync(args: argparse.Namespace) -> int:
             )
     except SyncFailed as exc:
         console.print(f"[bold red]sync failed:[/] {exc}", highlight=False)
+        for scope in exc.report.failed_scopes if exc.report else []:
+            console.print(f"  failed: {scope.label}", highlight=False)
         return 1
     counts = current_row_counts([t for t in TABLES if t in report.tables])
     table = Table(title="analytics-assets sync", show_lines=False)

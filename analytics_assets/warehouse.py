@@ -8,6 +8,8 @@
 - ``ANALYTICS_DATASET``: the dataset (schema) name; default ``split``.
 - ``ANALYTICS_DUCKDB_MEMORY_LIMIT``: DuckDB's memory cap while loading (it spills to disk
   beyond it); default ``128MB``.
+- ``ANALYTICS_WORKING_DIR``: where dlt keeps each run's working files (extracted Split data
+  until it is loaded); default ``<DAGSTER_HOME>/dlt-working``.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ class WarehouseSettings:
     duckdb_path: str = DEFAULT_DUCKDB_PATH
     dataset: str = DEFAULT_DATASET
     duckdb_memory_limit: str = DEFAULT_DUCKDB_MEMORY_LIMIT
+    working_dir: str | None = None
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> WarehouseSettings:
@@ -59,6 +62,7 @@ class WarehouseSettings:
             dataset=env.get("ANALYTICS_DATASET") or DEFAULT_DATASET,
             duckdb_memory_limit=env.get("ANALYTICS_DUCKDB_MEMORY_LIMIT")
             or DEFAULT_DUCKDB_MEMORY_LIMIT,
+            working_dir=env.get("ANALYTICS_WORKING_DIR") or None,
         )
         settings.validate()
         return settings

@@ -7,7 +7,14 @@ sensors and schedules launch:
    the partitions);
 2. the partitions are brought in step with those listings (the sensors' own bookkeeping);
 3. the workspace partitions, then the environment partitions, one run per contiguous range
-   (a single dlt run each, thanks to the single-run backfill policy).
+   (single-run backfill policy); each partition inside is its own load and materialization.
+
+A scope that fails does not stop the others: the sync goes on and fails at the end naming
+every failed scope. The next sync resumes it: every run of a sync carries its id
+(``split/sync``), and until a sync completes (its last run is tagged ``split/sync_outcome``)
+the next one continues it, skipping every scope its runs already materialized (Dagster's
+own records) and fetching only what failed or was never loaded. The organisation listings
+are always fetched again: they map what exists now.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import fcntl
 import os
 import socket
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -35,6 +43,10 @@ from analytics_assets.dagster_layer.partitions import (
     latest_listing,
     workspace_partitions,
 )
+from analytics_assets.dagster_layer.scoped_load import (
+    FAILED_SCOPES_METADATA_KEY,
+    STOPPED_METADATA_KEY,
+)
 from analytics_assets.dagster_layer.sensors import PARTITION_RANGE_END, PARTITION_RANGE_START
 from analytics_assets.dagster_layer.translator import (
     ENVIRONMENT_TABLES,
@@ -42,6 +54,7 @@ from analytics_assets.dagster_layer.translator import (
     WORKSPACE_TABLES,
     asset_key,
 )
+from analytics_assets.dagster_layer.working_dirs import remove_dead_working_dirs, working_root
 from analytics_assets.split_source import TABLES, SplitConfigurationError
 
 # The CLI prints each failure once, as the user should read it; Dagster's console logger would
@@ -51,10 +64,35 @@ LAUNCHED_BY_TAG = "split/launched_by"
 LAUNCHED_BY = "analytics-assets sync"
 SYNC_INSTANCE_TAG = "split/sync_instance"
 """Which host and instance home a sync ran from: the scope of its exclusive lock."""
+SYNC_ID_TAG = "split/sync"
+"""The sync a run belongs to; a resumed sync keeps the id of the sync it continues."""
+SYNC_OUTCOME_TAG = "split/sync_outcome"
+SYNC_COMPLETE = "complete"
+ALWAYS_REFRESHED = ("workspaces", "environments")
+"""A resumed sync fetches these again: they say which workspaces and environments exist."""
 
 
 class SyncFailed(Exception):
     """A run failed; the message is the failure as the user should read it."""
+
+    def __init__(self, message: str, report: SyncReport | None = None) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+@dataclass(frozen=True)
+class FailedScope:
+    label: str
+    table_group: str
+    partition: str | None
+    error: str
+
+
+@dataclass
+class _RunOutcome:
+    message: str | None = None
+    stopped_early: bool = False
+    materialized: set[tuple[str, str | None]] = field(default_factory=set)
 
 
 @dataclass
@@ -73,6 +111,10 @@ class SyncReport:
     retries: int = 0
     rate_limited: int = 0
     seconds: float = 0.0
+    failed_scopes: list[FailedScope] = field(default_factory=list)
+    resumed_sync: str | None = None
+    skipped_scopes: int = 0
+    removed_working_dirs: int = 0
 
     def table(self, name: str) -> TableSummary:
         return self.tables.setdefault(name, TableSummary(name))
@@ -189,6 +231,32 @@ def _update_partitions(
     return list(instance.get_dynamic_partitions(partitions_def.name))
 
 
+def _previous_unfinished_sync(instance: DagsterInstance, home: Path) -> str | None:
+    """The id of the last sync from this instance home if it did not complete, else None."""
+    latest = instance.get_runs(
+        RunsFilter(tags={LAUNCHED_BY_TAG: LAUNCHED_BY, SYNC_INSTANCE_TAG: _sync_instance_id(home)}),
+        limit=1,
+    )
+    if not latest or SYNC_ID_TAG not in latest[0].tags:
+        return None
+    sync_id = latest[0].tags[SYNC_ID_TAG]
+    runs = instance.get_runs(RunsFilter(tags={SYNC_ID_TAG: sync_id}))
+    if any(run.tags.get(SYNC_OUTCOME_TAG) == SYNC_COMPLETE for run in runs):
+        return None
+    return sync_id
+
+
+def _materialized_by_sync(instance: DagsterInstance, sync_id: str) -> set[tuple[str, str | None]]:
+    """(table, partition) of every materialization the runs of a sync recorded."""
+    done: set[tuple[str, str | None]] = set()
+    for run in instance.get_runs(RunsFilter(tags={SYNC_ID_TAG: sync_id})):
+        for entry in instance.all_logs(run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION):
+            materialization = entry.asset_materialization
+            if materialization is not None:
+                done.add((materialization.asset_key.path[-1], materialization.partition))
+    return done
+
+
 def run_sync(
     defs: Definitions,
     options: SyncOptions = SyncOptions(),
@@ -212,9 +280,48 @@ def run_sync(
                 f"Marked {len(recovered)} run(s) of an interrupted sync as failed and freed"
                 " their concurrency slots."
             )
-        org_tables = [t for t in ORGANISATION_TABLES if t in selected]
-        org_tables = list(dict.fromkeys(["workspaces", "environments", *org_tables]))
-        _run(defs, instance, "split_organisation_refresh", org_tables, None, report, progress)
+        from analytics_assets.warehouse import WarehouseSettings
+
+        removed = remove_dead_working_dirs(
+            working_root(WarehouseSettings.from_environment().working_dir, home)
+        )
+        report.removed_working_dirs = len(removed)
+        if removed:
+            progress(f"Removed {len(removed)} dlt working folder(s) of runs that were killed.")
+        resumed = _previous_unfinished_sync(instance, home)
+        done = _materialized_by_sync(instance, resumed) if resumed else set()
+        report.resumed_sync = resumed
+        sync_id = resumed or uuid.uuid4().hex
+        if resumed:
+            progress(
+                f"Resuming the unfinished sync {resumed[:8]}: what it loaded is kept, only"
+                " what failed or was not loaded is fetched."
+            )
+
+        def todo(tables: Sequence[str], partition: str | None) -> list[str]:
+            return [t for t in tables if (t, partition) not in done]
+
+        org_selected = [t for t in ORGANISATION_TABLES if t in selected]
+        org_tables = list(dict.fromkeys([*ALWAYS_REFRESHED, *todo(org_selected, None)]))
+        report.skipped_scopes += len([t for t in org_selected if t not in org_tables])
+        outcome = _run(
+            defs,
+            instance,
+            "split_organisation_refresh",
+            org_tables,
+            None,
+            report,
+            progress,
+            sync_id=sync_id,
+        )
+        if outcome.message and (
+            outcome.stopped_early
+            or not {(t, None) for t in ALWAYS_REFRESHED} <= outcome.materialized
+        ):
+            # Without fresh listings the partitions cannot be trusted: stop here.
+            report.seconds = time.monotonic() - started
+            raise SyncFailed(_sync_failure([outcome.message], report), report)
+        failures = [outcome.message] if outcome.message else []
 
         workspace_listing = latest_listing(instance, WORKSPACES_KEY) or []
         environment_listing = latest_listing(instance, ENVIRONMENTS_KEY) or []
@@ -246,13 +353,47 @@ def run_sync(
             job_tables = [t for t in tables if t in selected]
             if options.environments and job_name == "split_workspace_refresh":
                 continue  # an environment selection refreshes environment tables only
-            if not job_tables or not wanted:
+            if not job_tables:
                 continue
-            for start, end in contiguous_ranges(keys, wanted):
+            # A partition the unfinished sync loaded in full is not fetched again.
+            remaining = [key for key in wanted if todo(job_tables, key)]
+            report.skipped_scopes += len(wanted) - len(remaining)
+            for start, end in contiguous_ranges(keys, remaining):
                 count = keys.index(end) - keys.index(start) + 1
-                _run(defs, instance, job_name, job_tables, (start, end), report, progress, count)
-    report.seconds = time.monotonic() - started
+                outcome = _run(
+                    defs,
+                    instance,
+                    job_name,
+                    job_tables,
+                    (start, end),
+                    report,
+                    progress,
+                    count,
+                    sync_id=sync_id,
+                )
+                if outcome.message:
+                    failures.append(outcome.message)
+                    if outcome.stopped_early:
+                        break
+            if failures and outcome.stopped_early:
+                break
+        report.seconds = time.monotonic() - started
+        if failures:
+            raise SyncFailed(_sync_failure(failures, report), report)
+        if report.runs:
+            instance.add_run_tags(report.runs[-1], {SYNC_OUTCOME_TAG: SYNC_COMPLETE})
     return report
+
+
+def _sync_failure(messages: Sequence[str], report: SyncReport) -> str:
+    text = "; ".join(messages)
+    if report.failed_scopes:
+        names = ", ".join(dict.fromkeys(f.label for f in report.failed_scopes))
+        text += (
+            f" Failed scopes: {names}. Everything else was loaded; the next sync fetches only"
+            " what failed or was not loaded."
+        )
+    return text
 
 
 def _run(
@@ -264,11 +405,14 @@ def _run(
     report: SyncReport,
     progress: Callable[[str], None],
     partition_count: int = 0,
-) -> None:
+    *,
+    sync_id: str,
+) -> _RunOutcome:
     job = defs.resolve_job_def(job_name)
     tags = {
         LAUNCHED_BY_TAG: LAUNCHED_BY,
         SYNC_INSTANCE_TAG: _sync_instance_id(Path(instance.root_directory)),
+        SYNC_ID_TAG: sync_id,
     }
     label = job_name
     if partition_range:
@@ -283,28 +427,50 @@ def _run(
         raise_on_error=False,
     )
     report.runs.append(result.run_id)
-    seen_tables: set[str] = set()
+    outcome = _RunOutcome()
+    counted_scopes: set[str] = set()
     for event in result.all_events:
         if event.event_type != DagsterEventType.ASSET_MATERIALIZATION:
             continue
         materialization = event.step_materialization_data.materialization
         metadata = {k: getattr(v, "value", v) for k, v in materialization.metadata.items()}
         table = materialization.asset_key.path[-1]
+        outcome.materialized.add((table, materialization.partition))
         summary = report.table(table)
         summary.partitions += 1 if materialization.partition else 0
-        # A range run's one result is recorded once per partition: count it once.
-        if table in seen_tables:
-            continue
-        if not seen_tables:
-            report.requests += int(metadata.get("split/run_requests", 0))
-            report.retries += int(metadata.get("split/run_retries", 0))
-            report.rate_limited += int(metadata.get("split/run_rate_limited", 0))
-        seen_tables.add(table)
         summary.rows_loaded += int(metadata.get("rows_loaded", 0) or 0)
         summary.requests += int(metadata.get("split/requests", 0))
+        scope = str(metadata.get("split/load_id", ""))
+        if result.success and scope not in counted_scopes:  # a failed run reports its totals
+            counted_scopes.add(scope)
+            report.requests += int(metadata.get("split/scope_requests", 0))
+            report.retries += int(metadata.get("split/scope_retries", 0))
+            report.rate_limited += int(metadata.get("split/scope_rate_limited", 0))
     if not result.success:
-        raise SyncFailed(_failure_message(result, label))
-    progress(f"Finished {label} ({result.run_id[:8]})")
+        outcome.message = _failure_message(result, label)
+        failure = _failure_metadata(result)
+        report.requests += int(failure.get("split/requests", 0))
+        report.retries += int(failure.get("split/retries", 0))
+        report.rate_limited += int(failure.get("split/rate_limited", 0))
+        outcome.stopped_early = bool(failure.get(STOPPED_METADATA_KEY, False)) or not failure
+        for scope in failure.get(FAILED_SCOPES_METADATA_KEY) or []:
+            report.failed_scopes.append(
+                FailedScope(scope["label"], job_name, scope.get("partition"), scope["error"])
+            )
+        progress(f"Failed {label} ({result.run_id[:8]})")
+    else:
+        progress(f"Finished {label} ({result.run_id[:8]})")
+    return outcome
+
+
+def _failure_metadata(result: Any) -> dict[str, Any]:
+    """The metadata of the run's expected failure (``Failure``); empty for a bug."""
+    for event in result.all_events:
+        if event.event_type == DagsterEventType.STEP_FAILURE:
+            data = event.step_failure_data.user_failure_data
+            if data is not None:
+                return {k: getattr(v, "value", v) for k, v in data.metadata.items()}
+    return {}
 
 
 def _failure_message(result: Any, label: str) -> str:
