@@ -1,11 +1,11 @@
 """What the reliability suite drives and inspects: projects, CLI processes, tables, secrets.
 
 A ``Project`` is one user's installation in a temporary folder: its own Dagster instance
-(``DAGSTER_HOME``), DuckDB file, temporary folder (``TMPDIR``, where dlt's per-run working
-folders go) and logs, pointed at one sandbox with the suite's distinctive API key. It runs
-syncs the two ways users do: ``analytics-assets sync`` in a subprocess (its own session, so
-the whole process group can be killed), and Dagster in-process (``run_sync`` / job
-execution), both on the same instance.
+(``DAGSTER_HOME``, where dlt's per-run working folders go), DuckDB file, temporary folder
+(``TMPDIR``, which must stay free of Split data) and logs, pointed at one sandbox with the
+suite's distinctive API key. It runs syncs the two ways users do: ``analytics-assets sync``
+in a subprocess (its own session, so the whole process group can be killed), and Dagster
+in-process (``run_sync`` / job execution), both on the same instance.
 """
 
 from __future__ import annotations
@@ -236,6 +236,11 @@ class Project:
         return self.root / "tmp"
 
     @property
+    def dlt_working(self) -> Path:
+        """Where the project's runs keep their dlt working folders (under the instance)."""
+        return self.home / "dlt-working"
+
+    @property
     def warehouse(self) -> WarehouseSettings:
         return WarehouseSettings(duckdb_path=str(self.duckdb_path))
 
@@ -443,19 +448,20 @@ def no_worse(
 # --- dlt's working folders: which phase a run is in ------------------------------------------
 
 
-def dlt_folders(tmp: Path) -> list[Path]:
-    """dlt's per-run working folders under ``tmp``, oldest first."""
-    return sorted(tmp.glob("analytics-assets-dlt-*"), key=_mtime)
+def dlt_folders(root: Path) -> list[Path]:
+    """dlt's per-run working folders under ``root`` (a project's ``dlt_working``), oldest
+    first."""
+    return sorted(root.glob("run-*"), key=_mtime)
 
 
-def wait_for_dlt_run(tmp: Path, number: int, timeout: float = 300) -> bool:
-    """Wait until the ``number``-th new dlt run under ``tmp`` has its pipeline folder, which
+def wait_for_dlt_run(root: Path, number: int, timeout: float = 300) -> bool:
+    """Wait until the ``number``-th new dlt run under ``root`` has its pipeline folder, which
     it creates under the DuckDB writer lock (so the run now holds the lock)."""
-    known = set(dlt_folders(tmp))
+    known = set(dlt_folders(root))
     seen: list[Path] = []
 
     def reached() -> bool:
-        for folder in dlt_folders(tmp):
+        for folder in dlt_folders(root):
             if folder not in known and folder not in seen:
                 seen.append(folder)
         return len(seen) >= number and (seen[number - 1] / "split").exists()

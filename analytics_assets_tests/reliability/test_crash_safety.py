@@ -4,7 +4,7 @@ Each kill is planned from its own seed: a target phase of dlt's work (extract, n
 load) in one of the three Dagster runs of the sync (organisation, workspaces, environments)
 and a random delay once that phase is seen; or a random moment around a run boundary (a
 random delay after a random "Running"/"Finished" line), where Dagster does its bookkeeping. The
-phase is read from dlt's working folder (``$TMPDIR/analytics-assets-dlt-*``), and the phase
+phase is read from dlt's working folder (``$DAGSTER_HOME/dlt-working/run-*``), and the phase
 actually hit is read back from what the killed process left there. Before some kills the
 sandbox moves to its next generation, so the killed run had new data to write and a stale
 table would show.
@@ -89,11 +89,11 @@ def _kill_at(project: Project, plan: dict) -> tuple[str, float]:
 
     Returns where it was hit ("<run>: <phase>", or "finished" if it ended first) and when.
     """
-    known = set(dlt_folders(project.tmp))
+    known = set(dlt_folders(project.dlt_working))
     running = project.start_cli("sync")
     seen: list[Path] = []  # this sync's dlt folders, one per Dagster run, in order
     while running.process.poll() is None:
-        for folder in dlt_folders(project.tmp):
+        for folder in dlt_folders(project.dlt_working):
             if folder not in known and folder not in seen:
                 seen.append(folder)
         if plan["target"] == "run boundary":
@@ -117,7 +117,7 @@ def _kill_at(project: Project, plan: dict) -> tuple[str, float]:
         f"processes of the killed sync survived: {group_members(running.pgid)}"
     )
     # A finished run's folder is removed; the killed run's folder stays behind.
-    seen += [f for f in dlt_folders(project.tmp) if f not in known and f not in seen]
+    seen += [f for f in dlt_folders(project.dlt_working) if f not in known and f not in seen]
     if not seen:
         return "before any dlt run", killed_at
     if not seen[-1].exists():
