@@ -69,6 +69,7 @@ CONSECUTIVE_UNAVAILABLE_TO_STOP = 2
 """Scopes in a row that outlast every retry before the run stops: the API, not a scope."""
 FAILED_SCOPES_METADATA_KEY = "split/failed_scopes"
 STOPPED_METADATA_KEY = "split/stopped_early"
+NOT_ATTEMPTED = "not attempted"
 
 _SOURCE_TAKES_CANCELLATION = "cancellation" in inspect.signature(split_source).parameters
 
@@ -316,24 +317,20 @@ def _run_failure(units: Sequence[LoadUnit], totals: _RunTotals, stopped_early: b
     not_attempted = list(units[attempted:])
     first_cause = totals.failures[0][1]
     loaded = len(units) - len(failed) - len(not_attempted)
-    if len(units) == 1:
-        description = str(first_cause)
-    else:
-        description = (
-            f"{len(failed)} of {len(units)} scopes failed: {', '.join(u.label for u in failed)}."
+    description = str(first_cause)
+    if len(units) > 1:
+        # The first error leads: it says what to do; the scope count follows.
+        description += (
+            f" ({len(failed)} of {len(units)} scopes failed: {', '.join(u.label for u in failed)};"
             f" {loaded} loaded"
-            + (
-                f"; stopped before {len(not_attempted)} more, which no scope could pass"
-                if not_attempted
-                else ""
-            )
-            + f". First error: {first_cause}"
+            + (f"; {len(not_attempted)} not attempted after that error" if not_attempted else "")
+            + ")"
         )
     scopes = [
         {"label": unit.label, "partition": unit.partition, "error": str(cause)}
         for unit, cause in totals.failures
     ] + [
-        {"label": unit.label, "partition": unit.partition, "error": "not attempted"}
+        {"label": unit.label, "partition": unit.partition, "error": NOT_ATTEMPTED}
         for unit in not_attempted
     ]
     return Failure(

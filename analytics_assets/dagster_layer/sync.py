@@ -45,6 +45,7 @@ from analytics_assets.dagster_layer.partitions import (
 )
 from analytics_assets.dagster_layer.scoped_load import (
     FAILED_SCOPES_METADATA_KEY,
+    NOT_ATTEMPTED,
     STOPPED_METADATA_KEY,
 )
 from analytics_assets.dagster_layer.sensors import PARTITION_RANGE_END, PARTITION_RANGE_START
@@ -221,14 +222,15 @@ def _resolve(names: Sequence[str], listing: Sequence[dict[str, Any]], kind: str)
 
 def _update_partitions(
     instance: DagsterInstance, listing: Sequence[dict[str, Any]], partitions_def: Any
-) -> list[str]:
+) -> tuple[list[str], list[str]]:
+    """The partitions after the listing's changes, and the deleted ones."""
     existing = list(instance.get_dynamic_partitions(partitions_def.name))
     changes = diff_listing(existing, listing, None)
     for key in changes.deleted:
         instance.delete_dynamic_partition(partitions_def.name, key)
     if changes.added:
         instance.add_dynamic_partitions(partitions_def.name, list(changes.added))
-    return list(instance.get_dynamic_partitions(partitions_def.name))
+    return list(instance.get_dynamic_partitions(partitions_def.name)), list(changes.deleted)
 
 
 def _previous_unfinished_sync(instance: DagsterInstance, home: Path) -> str | None:
@@ -325,8 +327,12 @@ def run_sync(
 
         workspace_listing = latest_listing(instance, WORKSPACES_KEY) or []
         environment_listing = latest_listing(instance, ENVIRONMENTS_KEY) or []
-        workspace_keys = _update_partitions(instance, workspace_listing, workspace_partitions)
-        environment_keys = _update_partitions(instance, environment_listing, environment_partitions)
+        workspace_keys, deleted_workspaces = _update_partitions(
+            instance, workspace_listing, workspace_partitions
+        )
+        environment_keys, deleted_environments = _update_partitions(
+            instance, environment_listing, environment_partitions
+        )
 
         wanted_workspaces = (
             _resolve(options.workspaces, workspace_listing, "workspace")
@@ -341,13 +347,20 @@ def run_sync(
                 e["id"] for e in environment_listing if e["workspace_id"] in wanted_workspaces
             ]
 
-        for job_name, tables, keys, wanted in (
-            ("split_workspace_refresh", WORKSPACE_TABLES, workspace_keys, wanted_workspaces),
+        for job_name, tables, keys, wanted, deleted in (
+            (
+                "split_workspace_refresh",
+                WORKSPACE_TABLES,
+                workspace_keys,
+                wanted_workspaces,
+                deleted_workspaces,
+            ),
             (
                 "split_environment_refresh",
                 ENVIRONMENT_TABLES,
                 environment_keys,
                 wanted_environments,
+                deleted_environments,
             ),
         ):
             job_tables = [t for t in tables if t in selected]
@@ -357,6 +370,10 @@ def run_sync(
                 continue
             # A partition the unfinished sync loaded in full is not fetched again.
             remaining = [key for key in wanted if todo(job_tables, key)]
+            if deleted and wanted and not remaining:
+                # Rows of a deleted partition go with the next load of any partition (its
+                # scope covers every id no longer listed): load one again to remove them.
+                remaining = list(wanted[:1])
             report.skipped_scopes += len(wanted) - len(remaining)
             for start, end in contiguous_ranges(keys, remaining):
                 count = keys.index(end) - keys.index(start) + 1
@@ -387,11 +404,11 @@ def run_sync(
 
 def _sync_failure(messages: Sequence[str], report: SyncReport) -> str:
     text = "; ".join(messages)
-    if report.failed_scopes:
-        names = ", ".join(dict.fromkeys(f.label for f in report.failed_scopes))
+    failed = [f.label for f in report.failed_scopes if f.error != NOT_ATTEMPTED]
+    if failed:
         text += (
-            f" Failed scopes: {names}. Everything else was loaded; the next sync fetches only"
-            " what failed or was not loaded."
+            f" Failed scopes: {', '.join(dict.fromkeys(failed))}. The next sync fetches only"
+            " what failed or was not loaded; what was loaded is kept."
         )
     return text
 
