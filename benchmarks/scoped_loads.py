@@ -1,7 +1,7 @@
 """What committing per scope costs: a sync of this tree against a sync of another tree.
 
-    .venv/bin/python -m benchmarks.scoped_loads --baseline-ref <commit> [--size small]
-        [--latency-ms 0] [--repeats 3]
+    .venv/bin/python -m benchmarks.scoped_loads --baseline-ref <commit> [--size demo]
+        [--latency-ms 0] [--rate-limit 0] [--repeats 3]
 
 Both trees sync the same sandbox, in their own processes (``run_sync``, the CLI's code path,
 into a fresh instance and DuckDB file each time), one after the other and alternating, so a
@@ -78,15 +78,18 @@ def _sync(tree: Path, sandbox: SandboxProcess, work: Path) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--baseline-ref", required=True)
-    parser.add_argument("--size", default="small")
+    parser.add_argument("--size", default="demo")
     parser.add_argument("--latency-ms", type=int, default=0)
+    parser.add_argument("--rate-limit", type=int, default=0, help="sandbox req/s; 0 = none")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="scoped-loads-bench-") as scratch:
         base = Path(scratch)
         baseline = _extract_tree(args.baseline_ref, base)
         runs: dict[str, list[dict[str, float]]] = {"this tree": [], "baseline": []}
-        with SandboxProcess(size=args.size, latency_ms=args.latency_ms or None) as sandbox:
+        with SandboxProcess(
+            size=args.size, latency_ms=args.latency_ms or None, rate_limit=args.rate_limit or None
+        ) as sandbox:
             for repeat in range(args.repeats):
                 for name, tree in (("baseline", baseline), ("this tree", ROOT)):
                     result = _sync(tree, sandbox, base / f"{name.replace(' ', '-')}-{repeat}")
@@ -107,6 +110,7 @@ def main() -> None:
         summary["setup"] = {
             "size": args.size,
             "latency_ms": args.latency_ms,
+            "rate_limit": args.rate_limit,
             "repeats": args.repeats,
             "baseline": args.baseline_ref,
             "load_avg": os.getloadavg(),
