@@ -71,14 +71,11 @@ the workspaces listing, so the two load together: apart, the listing would be fe
 
 
 def organisation_units() -> list[LoadUnit]:
-    return [
-        LoadUnit(" and ".join(tables), SyncScope(), tables)
-        for tables in ORGANISATION_LOADS
-        if set(tables) <= set(ORGANISATION_TABLES)
-    ]
+    return [LoadUnit(" and ".join(tables), SyncScope(), tables) for tables in ORGANISATION_LOADS]
 
 
 def workspace_units(context: AssetExecutionContext) -> list[LoadUnit]:
+    """One load per workspace partition of the run; its scope also clears unlisted ids."""
     known = tuple(context.instance.get_dynamic_partitions(workspace_partitions.name))
     names = {e["id"]: e.get("name") for e in latest_listing(context.instance, WORKSPACES_KEY) or []}
     return [
@@ -94,6 +91,7 @@ def workspace_units(context: AssetExecutionContext) -> list[LoadUnit]:
 
 
 def environment_units(context: AssetExecutionContext) -> list[LoadUnit]:
+    """One load per environment partition of the run; its scope also clears unlisted ids."""
     workspace_of = environment_refs(context.instance)
     unknown = [key for key in context.partition_keys if key not in workspace_of]
     if unknown:

@@ -32,9 +32,10 @@ def working_root(configured: str | None, instance_home: str | os.PathLike[str]) 
 @contextmanager
 def owned_working_dir(root: Path, name: str) -> Iterator[Path]:
     """A folder for one run's dlt work, locked while in use and removed afterwards."""
+    if not root.exists():
+        root.mkdir(parents=True, mode=0o700)  # Split data: only the instance's user reads it
     folder = root / f"{name}-{os.getpid()}"
-    folder.mkdir(parents=True, exist_ok=True)
-    os.chmod(root, 0o700)  # Split data: only the instance's user reads it
+    folder.mkdir(mode=0o700, exist_ok=True)
     with open(folder / OWNER_LOCK, "a+") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
