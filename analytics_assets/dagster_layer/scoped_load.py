@@ -6,7 +6,8 @@ scope is extracted and normalized into its own load package, with its own ``dest
 together whenever the fetching since the last load took ``FETCH_PER_LOAD`` times as long as
 that load did, so load overhead stays a small share of the run while a kill loses at most a
 few scopes' fetching. As soon as a package is loaded, its scope's materializations are
-recorded (per partition), so Dagster's own records say what is done.
+recorded (per partition), so Dagster's own records say what is done: a re-execution of the
+run ("Re-execute from failure") skips the scopes its earlier attempts loaded.
 
 A scope that fails persistently is recorded and the run goes on with the next one; at the end
 the run fails naming exactly the failed scopes, and Dagster shows exactly their partitions
@@ -25,6 +26,7 @@ from typing import Any
 from dagster import (
     AssetExecutionContext,
     AssetMaterialization,
+    DagsterEventType,
     Failure,
     MaterializeResult,
     MetadataValue,
@@ -130,6 +132,13 @@ def run_scoped_loads(
         for u in units
         if (tables := tuple(t for t in u.tables if t in selected))
     ]
+    done = _loaded_by_earlier_attempts(context)
+    if done:
+        # A re-execution ("Re-execute from failure" in the UI) of a run that loaded some scopes:
+        # fetch only the others.
+        skipped = [u for u in units if all((t, u.partition) in done for t in u.tables)]
+        units = [u for u in units if u not in skipped]
+        context.log.info(f"Re-execution: {len(skipped)} scope(s) the earlier attempt loaded kept")
     use_system_allocator_for_arrow()
     target = "the local sandbox" if split_api.uses_sandbox else settings.normalized_base_url
     context.log.info(
@@ -193,6 +202,23 @@ def run_scoped_loads(
     )
     if totals.failures:
         raise _run_failure(units, totals, stopped_early)
+
+
+def _loaded_by_earlier_attempts(context: AssetExecutionContext) -> set[tuple[str, str | None]]:
+    """(table, partition) materialized by the earlier runs this run re-executes, if any."""
+    if not context.run.parent_run_id:
+        return set()
+    instance = context.instance
+    group = instance.get_run_group(context.run.run_id)
+    done: set[tuple[str, str | None]] = set()
+    for run in group[1] if group else []:
+        if run.run_id == context.run.run_id:
+            continue
+        for entry in instance.all_logs(run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION):
+            materialization = entry.asset_materialization
+            if materialization is not None:
+                done.add((materialization.asset_key.path[-1], materialization.partition))
+    return done
 
 
 class _ScopeFailed(Exception):

@@ -161,3 +161,36 @@ def test_a_404_on_one_workspaces_environments_still_loads_the_other_organisation
     skipped = by_endpoint["users"] + by_endpoint["groups"] + by_endpoint["change_requests"]
     assert sandbox.stats()["requests_total"] == truth["minimal_requests"]["total"] - skipped
     assert_matches_truth(WarehouseSettings.from_environment(), truth)
+
+
+def _environment_job():  # module level: reconstructable for a re-execution
+    return build_definitions().resolve_job_def("split_environment_refresh")
+
+
+def test_re_execute_from_failure_fetches_only_the_failed_partition(project):
+    from dagster import ReexecutionOptions, execute_job, reconstructable
+
+    sandbox, proxy = project
+    truth = sandbox.ground_truth()
+    broken = truth["tables"]["environments"]["rows"][2]["id"]
+    proxy.failing = broken
+    with pytest.raises(SyncFailed):
+        run_sync(build_definitions(), progress=lambda _: None)
+    instance = DagsterInstance.get()
+    (failed_run,) = [r for r in instance.get_runs() if r.job_name == "split_environment_refresh"]
+
+    # What the UI's "Re-execute from failure" does (with the run's tags, its partition range
+    # among them), once the scope answers again.
+    proxy.failing = None
+    sandbox.reset_stats()
+    with execute_job(
+        reconstructable(_environment_job),
+        instance=instance,
+        tags=dict(failed_run.tags),
+        reexecution_options=ReexecutionOptions.from_failure(failed_run.run_id, instance),
+    ) as result:
+        assert result.success
+    assert sandbox.stats()["requests_total"] == _environment_requests(truth, broken)
+    assert_matches_truth(WarehouseSettings.from_environment(), truth)
+    status = _status(instance, "segments_keys", environment_partitions)
+    assert set(status.values()) == {"MATERIALIZED"}
