@@ -4,8 +4,8 @@ A run covers several scopes (the partitions of a range, or the organisation's ta
 scope is extracted and normalized into its own load package, with its own ``destination_scope``
 (so a package replaces exactly its scope), and loaded soon after: packages are loaded
 together whenever the fetching since the last load took ``FETCH_PER_LOAD`` times as long as
-that load did, so load overhead stays a small share of the run while a kill loses at most a
-few scopes' fetching. As soon as a package is loaded, its scope's materializations are
+that load did, or ``MAX_UNCOMMITTED_FETCH_SECONDS``, whichever comes first, so load overhead
+stays a small share of the run while a kill loses at most a few seconds of fetching. As soon as a package is loaded, its scope's materializations are
 recorded (per partition), so Dagster's own records say what is done: a re-execution of the
 run ("Re-execute from failure") skips the scopes its earlier attempts loaded.
 
@@ -67,6 +67,9 @@ from analytics_assets.warehouse import (
 FETCH_PER_LOAD = 4.0
 """Load pending packages once fetching since the last load took this many times that load's
 duration: load overhead then stays under about 1/(1 + FETCH_PER_LOAD) of the run."""
+MAX_UNCOMMITTED_FETCH_SECONDS = 3.0
+"""...but never let more than this much fetching wait for a load: a kill (or a failing load)
+then costs at most about this much fetching again, however slow loads get on a busy machine."""
 CONSECUTIVE_UNAVAILABLE_TO_STOP = 2
 """Scopes in a row that outlast every retry before the run stops: the API, not a scope."""
 FAILED_SCOPES_METADATA_KEY = "split/failed_scopes"
@@ -185,7 +188,8 @@ def run_scoped_loads(
                 totals.add(extracted.stats)
                 pending.append(extracted)
                 fetch_since_load += time.monotonic() - started
-                if fetch_since_load >= FETCH_PER_LOAD * last_load_seconds:
+                due = min(FETCH_PER_LOAD * last_load_seconds, MAX_UNCOMMITTED_FETCH_SECONDS)
+                if fetch_since_load >= due:
                     load_started = time.monotonic()
                     yield from _load(context, dlt, pipeline, pending, totals)
                     last_load_seconds = time.monotonic() - load_started
