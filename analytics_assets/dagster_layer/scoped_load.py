@@ -5,9 +5,10 @@ scope is extracted and normalized into its own load package, with its own ``dest
 (so a package replaces exactly its scope), and loaded soon after: packages are loaded
 together whenever the fetching since the last load took ``FETCH_PER_LOAD`` times as long as
 that load did, or ``MAX_UNCOMMITTED_FETCH_SECONDS``, whichever comes first, so load overhead
-stays a small share of the run while a kill loses at most a few seconds of fetching. As soon as a package is loaded, its scope's materializations are
-recorded (per partition), so Dagster's own records say what is done: a re-execution of the
-run ("Re-execute from failure") skips the scopes its earlier attempts loaded.
+stays a small share of the run while a kill loses at most a few seconds of fetching. As soon
+as a package is loaded, its scope's materializations are recorded (per partition), so
+Dagster's own records say what is done: a re-execution of the run ("Re-execute from
+failure") skips the scopes its earlier attempts loaded.
 
 A scope that fails persistently is recorded and the run goes on with the next one; at the end
 the run fails naming exactly the failed scopes, and Dagster shows exactly their partitions
