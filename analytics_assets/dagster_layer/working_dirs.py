@@ -1,4 +1,4 @@
-"""dlt's working folders: under the instance home (or a configured folder), never in /tmp.
+"""dlt's working folders: under the instance home (or a configured folder), not shared temp.
 
 A run's dlt folder holds extracted Split records (user names and e-mails included) until its
 packages are loaded. It lives under ``<DAGSTER_HOME>/dlt-working`` (or
