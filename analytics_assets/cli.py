@@ -213,6 +213,7 @@ def _plain_line(text: str, stream: TextIO | None = None) -> None:
 
 
 def command_sync(args: argparse.Namespace) -> int:
+    from analytics_assets.dagster_layer.scoped_load import NOT_ATTEMPTED
     from analytics_assets.dagster_layer.sync import (
         SyncFailed,
         SyncOptions,
@@ -236,7 +237,11 @@ def command_sync(args: argparse.Namespace) -> int:
                 build_definitions(), options, progress=lambda m: console.print(f"  {m}")
             )
     except SyncFailed as exc:
-        console.print(f"[bold red]sync failed:[/] {exc}", highlight=False)
+        # soft_wrap: the message stays one line for the terminal to wrap (and to copy whole)
+        console.print(f"[bold red]sync failed:[/] {exc}", highlight=False, soft_wrap=True)
+        for scope in exc.report.failed_scopes if exc.report else []:
+            state = "not attempted" if scope.error == NOT_ATTEMPTED else "failed"
+            console.print(f"  {state}: {scope.label}", highlight=False)
         return 1
     counts = current_row_counts([t for t in TABLES if t in report.tables])
     table = Table(title="analytics-assets sync", show_lines=False)

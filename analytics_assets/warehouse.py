@@ -9,6 +9,8 @@
 - ``ANALYTICS_MODELS_DATASET``: the dbt models' schema; default ``<ANALYTICS_DATASET>_analytics``.
 - ``ANALYTICS_DUCKDB_MEMORY_LIMIT``: DuckDB's memory cap while loading (it spills to disk
   beyond it); default ``128MB``.
+- ``ANALYTICS_WORKING_DIR``: where dlt keeps each run's working files (extracted Split data
+  until it is loaded); default ``<DAGSTER_HOME>/dlt-working``.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class WarehouseSettings:
     duckdb_memory_limit: str = DEFAULT_DUCKDB_MEMORY_LIMIT
     models_dataset: str = ""
     """The dbt models' schema; empty: ``<dataset>_analytics``."""
+    working_dir: str | None = None
 
     @property
     def analytics_dataset(self) -> str:
@@ -67,6 +70,7 @@ class WarehouseSettings:
             duckdb_memory_limit=env.get("ANALYTICS_DUCKDB_MEMORY_LIMIT")
             or DEFAULT_DUCKDB_MEMORY_LIMIT,
             models_dataset=env.get("ANALYTICS_MODELS_DATASET") or "",
+            working_dir=env.get("ANALYTICS_WORKING_DIR") or None,
         )
         settings.validate()
         return settings

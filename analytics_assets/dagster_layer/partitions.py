@@ -93,7 +93,8 @@ def contiguous_ranges(all_keys: Sequence[str], wanted: Sequence[str]) -> list[tu
     """Group wanted partition keys into runs of neighbours in the partition order.
 
     A single-run backfill policy lets one run serve a whole range, so a refresh of N
-    partitions costs one Dagster run (one dlt run) per contiguous range, not N runs.
+    partitions costs one Dagster run per contiguous range (one load package per partition
+    inside it), not N runs.
     """
     wanted_set = set(wanted)
     ranges: list[tuple[str, str]] = []

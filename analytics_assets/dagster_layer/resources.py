@@ -67,6 +67,7 @@ class WarehouseResource(ConfigurableResource):
     dataset: str = DEFAULT_DATASET
     duckdb_memory_limit: str = DEFAULT_DUCKDB_MEMORY_LIMIT
     models_dataset: str = ""
+    working_dir: str | None = None
 
     def settings(self) -> WarehouseSettings:
         settings = WarehouseSettings(
@@ -75,6 +76,7 @@ class WarehouseResource(ConfigurableResource):
             dataset=self.dataset,
             duckdb_memory_limit=self.duckdb_memory_limit,
             models_dataset=self.models_dataset,
+            working_dir=self.working_dir,
         )
         settings.validate()
         return settings
@@ -121,4 +123,5 @@ def warehouse_from_environment() -> WarehouseResource:
         dataset=settings.dataset,
         duckdb_memory_limit=settings.duckdb_memory_limit,
         models_dataset=settings.models_dataset,
+        working_dir=settings.working_dir,
     )

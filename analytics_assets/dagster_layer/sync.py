@@ -7,7 +7,14 @@ sensors and schedules launch:
    the partitions);
 2. the partitions are brought in step with those listings (the sensors' own bookkeeping);
 3. the workspace partitions, then the environment partitions, one run per contiguous range
-   (a single dlt run each, thanks to the single-run backfill policy).
+   (single-run backfill policy); each partition inside is its own load and materialization.
+
+A scope that fails does not stop the others: the sync goes on and fails at the end naming
+every failed scope. The next sync resumes it: every run of a sync carries its id
+(``split/sync``), and until a sync completes (its last run is tagged ``split/sync_outcome``)
+the next one continues it, skipping every scope its runs already materialized (Dagster's
+own records) and fetching only what failed or was never loaded. The organisation listings
+are always fetched again: they map what exists now.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import fcntl
 import os
 import socket
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -36,6 +44,11 @@ from analytics_assets.dagster_layer.partitions import (
     latest_listing,
     workspace_partitions,
 )
+from analytics_assets.dagster_layer.scoped_load import (
+    FAILED_SCOPES_METADATA_KEY,
+    NOT_ATTEMPTED,
+    STOPPED_METADATA_KEY,
+)
 from analytics_assets.dagster_layer.sensors import PARTITION_RANGE_END, PARTITION_RANGE_START
 from analytics_assets.dagster_layer.translator import (
     ENVIRONMENT_TABLES,
@@ -43,6 +56,7 @@ from analytics_assets.dagster_layer.translator import (
     WORKSPACE_TABLES,
     asset_key,
 )
+from analytics_assets.dagster_layer.working_dirs import remove_dead_working_dirs, working_root
 from analytics_assets.split_source import TABLES, SplitConfigurationError
 
 # The CLI prints each failure once, as the user should read it; Dagster's console logger would
@@ -52,10 +66,35 @@ LAUNCHED_BY_TAG = "split/launched_by"
 LAUNCHED_BY = "analytics-assets sync"
 SYNC_INSTANCE_TAG = "split/sync_instance"
 """Which host and instance home a sync ran from: the scope of its exclusive lock."""
+SYNC_ID_TAG = "split/sync"
+"""The sync a run belongs to; a resumed sync keeps the id of the sync it continues."""
+SYNC_OUTCOME_TAG = "split/sync_outcome"
+SYNC_COMPLETE = "complete"
+ALWAYS_REFRESHED = ("workspaces", "environments")
+"""A resumed sync fetches these again: they say which workspaces and environments exist."""
 
 
 class SyncFailed(Exception):
     """A run failed; the message is the failure as the user should read it."""
+
+    def __init__(self, message: str, report: SyncReport | None = None) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+@dataclass(frozen=True)
+class FailedScope:
+    label: str
+    table_group: str
+    partition: str | None
+    error: str
+
+
+@dataclass
+class _RunOutcome:
+    message: str | None = None
+    stopped_early: bool = False
+    materialized: set[tuple[str, str | None]] = field(default_factory=set)
 
 
 @dataclass
@@ -74,6 +113,10 @@ class SyncReport:
     retries: int = 0
     rate_limited: int = 0
     seconds: float = 0.0
+    failed_scopes: list[FailedScope] = field(default_factory=list)
+    resumed_sync: str | None = None
+    skipped_scopes: int = 0
+    removed_working_dirs: int = 0
 
     def table(self, name: str) -> TableSummary:
         return self.tables.setdefault(name, TableSummary(name))
@@ -241,14 +284,41 @@ def resolve_selection(
 
 def _update_partitions(
     instance: DagsterInstance, listing: Sequence[dict[str, Any]], partitions_def: Any
-) -> list[str]:
+) -> tuple[list[str], list[str]]:
+    """The partitions after the listing's changes, and the deleted ones."""
     existing = list(instance.get_dynamic_partitions(partitions_def.name))
     changes = diff_listing(existing, listing, None)
     for key in changes.deleted:
         instance.delete_dynamic_partition(partitions_def.name, key)
     if changes.added:
         instance.add_dynamic_partitions(partitions_def.name, list(changes.added))
-    return list(instance.get_dynamic_partitions(partitions_def.name))
+    return list(instance.get_dynamic_partitions(partitions_def.name)), list(changes.deleted)
+
+
+def _previous_unfinished_sync(instance: DagsterInstance, home: Path) -> str | None:
+    """The id of the last sync from this instance home if it did not complete, else None."""
+    latest = instance.get_runs(
+        RunsFilter(tags={LAUNCHED_BY_TAG: LAUNCHED_BY, SYNC_INSTANCE_TAG: _sync_instance_id(home)}),
+        limit=1,
+    )
+    if not latest or SYNC_ID_TAG not in latest[0].tags:
+        return None
+    sync_id = latest[0].tags[SYNC_ID_TAG]
+    runs = instance.get_runs(RunsFilter(tags={SYNC_ID_TAG: sync_id}))
+    if any(run.tags.get(SYNC_OUTCOME_TAG) == SYNC_COMPLETE for run in runs):
+        return None
+    return sync_id
+
+
+def _materialized_by_sync(instance: DagsterInstance, sync_id: str) -> set[tuple[str, str | None]]:
+    """(table, partition) of every materialization the runs of a sync recorded."""
+    done: set[tuple[str, str | None]] = set()
+    for run in instance.get_runs(RunsFilter(tags={SYNC_ID_TAG: sync_id})):
+        for entry in instance.all_logs(run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION):
+            materialization = entry.asset_materialization
+            if materialization is not None:
+                done.add((materialization.asset_key.path[-1], materialization.partition))
+    return done
 
 
 def run_sync(
@@ -274,12 +344,55 @@ def run_sync(
                 f"Marked {len(recovered)} run(s) of an interrupted sync as failed and freed"
                 " their concurrency slots."
             )
-        org_tables = [t for t in ORGANISATION_TABLES if t in selected]
-        org_tables = list(dict.fromkeys(["workspaces", "environments", *org_tables]))
+        from analytics_assets.warehouse import WarehouseSettings
+
+        removed = remove_dead_working_dirs(
+            working_root(WarehouseSettings.from_environment().working_dir, home)
+        )
+        report.removed_working_dirs = len(removed)
+        if removed:
+            progress(f"Removed {len(removed)} dlt working folder(s) of runs that were killed.")
+        resumed = _previous_unfinished_sync(instance, home)
+        done = _materialized_by_sync(instance, resumed) if resumed else set()
+        report.resumed_sync = resumed
+        sync_id = resumed or uuid.uuid4().hex
+        if resumed:
+            progress(
+                f"Resuming the unfinished sync {resumed[:8]}: what it loaded is kept, only"
+                " what failed or was not loaded is fetched."
+            )
+
+        def todo(tables: Sequence[str], partition: str | None) -> list[str]:
+            return [t for t in tables if (t, partition) not in done]
+
+        org_selected = [t for t in ORGANISATION_TABLES if t in selected]
+        org_tables = list(dict.fromkeys([*ALWAYS_REFRESHED, *todo(org_selected, None)]))
+        report.skipped_scopes += len([t for t in org_selected if t not in org_tables])
+        failures: list[str] = []
+
+        def refresh_organisation(tables: list[str]) -> None:
+            outcome = _run(
+                defs,
+                instance,
+                "split_organisation_refresh",
+                tables,
+                None,
+                report,
+                progress,
+                sync_id=sync_id,
+            )
+            listings = {(t, None) for t in ALWAYS_REFRESHED if t in tables}
+            if outcome.message and (outcome.stopped_early or not listings <= outcome.materialized):
+                # Without fresh listings the partitions cannot be trusted: stop here.
+                report.seconds = time.monotonic() - started
+                raise SyncFailed(_sync_failure([outcome.message], report), report)
+            if outcome.message:
+                failures.append(outcome.message)
+
         if options.workspaces or options.environments:
             # Names are checked against the last listing first; only when one is not found
             # there are the listings (and nothing else) refreshed, so an unknown name fails
-            # after two requests' worth of listing, not a whole organisation refresh.
+            # after the listing requests, not after a whole organisation refresh.
             try:
                 resolve_selection(
                     options,
@@ -287,21 +400,24 @@ def run_sync(
                     latest_listing(instance, ENVIRONMENTS_KEY) or [],
                 )
             except UnknownName:
-                listings = org_tables[:2]
-                _run(defs, instance, "split_organisation_refresh", listings, None, report, progress)
-                org_tables = org_tables[2:]
+                refresh_organisation(list(ALWAYS_REFRESHED))
+                org_tables = [t for t in org_tables if t not in ALWAYS_REFRESHED]
                 resolve_selection(
                     options,
                     latest_listing(instance, WORKSPACES_KEY) or [],
                     latest_listing(instance, ENVIRONMENTS_KEY) or [],
                 )
         if org_tables:
-            _run(defs, instance, "split_organisation_refresh", org_tables, None, report, progress)
+            refresh_organisation(org_tables)
 
         workspace_listing = latest_listing(instance, WORKSPACES_KEY) or []
         environment_listing = latest_listing(instance, ENVIRONMENTS_KEY) or []
-        workspace_keys = _update_partitions(instance, workspace_listing, workspace_partitions)
-        environment_keys = _update_partitions(instance, environment_listing, environment_partitions)
+        workspace_keys, deleted_workspaces = _update_partitions(
+            instance, workspace_listing, workspace_partitions
+        )
+        environment_keys, deleted_environments = _update_partitions(
+            instance, environment_listing, environment_partitions
+        )
 
         chosen_workspaces, chosen_environments = resolve_selection(
             options, workspace_listing, environment_listing
@@ -315,26 +431,73 @@ def run_sync(
                 e["id"] for e in environment_listing if e["workspace_id"] in wanted_workspaces
             ]
 
-        for job_name, tables, keys, wanted in (
-            ("split_workspace_refresh", WORKSPACE_TABLES, workspace_keys, wanted_workspaces),
+        for job_name, tables, keys, wanted, deleted in (
+            (
+                "split_workspace_refresh",
+                WORKSPACE_TABLES,
+                workspace_keys,
+                wanted_workspaces,
+                deleted_workspaces,
+            ),
             (
                 "split_environment_refresh",
                 ENVIRONMENT_TABLES,
                 environment_keys,
                 wanted_environments,
+                deleted_environments,
             ),
         ):
             job_tables = [t for t in tables if t in selected]
             if options.environments and job_name == "split_workspace_refresh":
                 continue  # an environment selection refreshes environment tables only
-            if not job_tables or not wanted:
+            if not job_tables:
                 continue
-            for start, end in contiguous_ranges(keys, wanted):
+            # A partition the unfinished sync loaded in full is not fetched again.
+            remaining = [key for key in wanted if todo(job_tables, key)]
+            if deleted and wanted and not remaining:
+                # Rows of a deleted partition go with the next load of any partition (its
+                # scope covers every id no longer listed): load one again to remove them.
+                remaining = list(wanted[:1])
+            report.skipped_scopes += len(wanted) - len(remaining)
+            for start, end in contiguous_ranges(keys, remaining):
                 count = keys.index(end) - keys.index(start) + 1
-                _run(defs, instance, job_name, job_tables, (start, end), report, progress, count)
+                outcome = _run(
+                    defs,
+                    instance,
+                    job_name,
+                    job_tables,
+                    (start, end),
+                    report,
+                    progress,
+                    count,
+                    sync_id=sync_id,
+                )
+                if outcome.message:
+                    failures.append(outcome.message)
+                    if outcome.stopped_early:
+                        break
+            if failures and outcome.stopped_early:
+                break
+        report.seconds = time.monotonic() - started
+        if failures:
+            raise SyncFailed(_sync_failure(failures, report), report)
+        if report.runs:
+            instance.add_run_tags(report.runs[-1], {SYNC_OUTCOME_TAG: SYNC_COMPLETE})
+        # The models build on complete loads only; after a failure the next (resuming)
+        # sync builds them.
         models.run_models_after_sync(defs, instance, _sync_tags(home), progress)
-    report.seconds = time.monotonic() - started
     return report
+
+
+def _sync_failure(messages: Sequence[str], report: SyncReport) -> str:
+    text = "; ".join(messages)
+    failed = [f.label for f in report.failed_scopes if f.error != NOT_ATTEMPTED]
+    if failed:
+        text += (
+            f" Failed scopes: {', '.join(dict.fromkeys(failed))}. The next sync fetches only"
+            " what failed or was not loaded; what was loaded is kept."
+        )
+    return text
 
 
 def _run(
@@ -346,11 +509,14 @@ def _run(
     report: SyncReport,
     progress: Callable[[str], None],
     partition_count: int = 0,
-) -> None:
+    *,
+    sync_id: str,
+) -> _RunOutcome:
     job = defs.resolve_job_def(job_name)
     tags = {
         LAUNCHED_BY_TAG: LAUNCHED_BY,
         SYNC_INSTANCE_TAG: _sync_instance_id(Path(instance.root_directory)),
+        SYNC_ID_TAG: sync_id,
     }
     label = job_name
     if partition_range:
@@ -365,28 +531,50 @@ def _run(
         raise_on_error=False,
     )
     report.runs.append(result.run_id)
-    seen_tables: set[str] = set()
+    outcome = _RunOutcome()
+    counted_scopes: set[str] = set()
     for event in result.all_events:
         if event.event_type != DagsterEventType.ASSET_MATERIALIZATION:
             continue
         materialization = event.step_materialization_data.materialization
         metadata = {k: getattr(v, "value", v) for k, v in materialization.metadata.items()}
         table = materialization.asset_key.path[-1]
+        outcome.materialized.add((table, materialization.partition))
         summary = report.table(table)
         summary.partitions += 1 if materialization.partition else 0
-        # A range run's one result is recorded once per partition: count it once.
-        if table in seen_tables:
-            continue
-        if not seen_tables:
-            report.requests += int(metadata.get("split/run_requests", 0))
-            report.retries += int(metadata.get("split/run_retries", 0))
-            report.rate_limited += int(metadata.get("split/run_rate_limited", 0))
-        seen_tables.add(table)
         summary.rows_loaded += int(metadata.get("rows_loaded", 0) or 0)
         summary.requests += int(metadata.get("split/requests", 0))
+        scope = str(metadata.get("split/load_id", ""))
+        if result.success and scope not in counted_scopes:  # a failed run reports its totals
+            counted_scopes.add(scope)
+            report.requests += int(metadata.get("split/scope_requests", 0))
+            report.retries += int(metadata.get("split/scope_retries", 0))
+            report.rate_limited += int(metadata.get("split/scope_rate_limited", 0))
     if not result.success:
-        raise SyncFailed(_failure_message(result, label))
-    progress(f"Finished {label} ({result.run_id[:8]})")
+        outcome.message = _failure_message(result, label)
+        failure = _failure_metadata(result)
+        report.requests += int(failure.get("split/requests", 0))
+        report.retries += int(failure.get("split/retries", 0))
+        report.rate_limited += int(failure.get("split/rate_limited", 0))
+        outcome.stopped_early = bool(failure.get(STOPPED_METADATA_KEY, False)) or not failure
+        for scope in failure.get(FAILED_SCOPES_METADATA_KEY) or []:
+            report.failed_scopes.append(
+                FailedScope(scope["label"], job_name, scope.get("partition"), scope["error"])
+            )
+        progress(f"Failed {label} ({result.run_id[:8]})")
+    else:
+        progress(f"Finished {label} ({result.run_id[:8]})")
+    return outcome
+
+
+def _failure_metadata(result: Any) -> dict[str, Any]:
+    """The metadata of the run's expected failure (``Failure``); empty for a bug."""
+    for event in result.all_events:
+        if event.event_type == DagsterEventType.STEP_FAILURE:
+            data = event.step_failure_data.user_failure_data
+            if data is not None:
+                return {k: getattr(v, "value", v) for k, v in data.metadata.items()}
+    return {}
 
 
 def _failure_message(result: Any, label: str) -> str:

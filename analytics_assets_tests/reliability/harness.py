@@ -1,11 +1,11 @@
 """What the reliability suite drives and inspects: projects, CLI processes, tables, secrets.
 
 A ``Project`` is one user's installation in a temporary folder: its own Dagster instance
-(``DAGSTER_HOME``), DuckDB file, temporary folder (``TMPDIR``, where dlt's per-run working
-folders go) and logs, pointed at one sandbox with the suite's distinctive API key. It runs
-syncs the two ways users do: ``analytics-assets sync`` in a subprocess (its own session, so
-the whole process group can be killed), and Dagster in-process (``run_sync`` / job
-execution), both on the same instance.
+(``DAGSTER_HOME``, where dlt's per-run working folders go), DuckDB file, temporary folder
+(``TMPDIR``, which must stay free of Split data) and logs, pointed at one sandbox with the
+suite's distinctive API key. It runs syncs the two ways users do: ``analytics-assets sync``
+in a subprocess (its own session, so the whole process group can be killed), and Dagster
+in-process (``run_sync`` / job execution), both on the same instance.
 """
 
 from __future__ import annotations
@@ -236,6 +236,11 @@ class Project:
         return self.root / "tmp"
 
     @property
+    def dlt_working(self) -> Path:
+        """Where the project's runs keep their dlt working folders (under the instance)."""
+        return self.home / "dlt-working"
+
+    @property
     def warehouse(self) -> WarehouseSettings:
         return WarehouseSettings(duckdb_path=str(self.duckdb_path))
 
@@ -443,19 +448,20 @@ def no_worse(
 # --- dlt's working folders: which phase a run is in ------------------------------------------
 
 
-def dlt_folders(tmp: Path) -> list[Path]:
-    """dlt's per-run working folders under ``tmp``, oldest first."""
-    return sorted(tmp.glob("analytics-assets-dlt-*"), key=_mtime)
+def dlt_folders(root: Path) -> list[Path]:
+    """dlt's per-run working folders under ``root`` (a project's ``dlt_working``), oldest
+    first."""
+    return sorted(root.glob("run-*"), key=_mtime)
 
 
-def wait_for_dlt_run(tmp: Path, number: int, timeout: float = 300) -> bool:
-    """Wait until the ``number``-th new dlt run under ``tmp`` has its pipeline folder, which
+def wait_for_dlt_run(root: Path, number: int, timeout: float = 300) -> bool:
+    """Wait until the ``number``-th new dlt run under ``root`` has its pipeline folder, which
     it creates under the DuckDB writer lock (so the run now holds the lock)."""
-    known = set(dlt_folders(tmp))
+    known = set(dlt_folders(root))
     seen: list[Path] = []
 
     def reached() -> bool:
-        for folder in dlt_folders(tmp):
+        for folder in dlt_folders(root):
             if folder not in known and folder not in seen:
                 seen.append(folder)
         return len(seen) >= number and (seen[number - 1] / "split").exists()
@@ -673,3 +679,63 @@ def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 
             return True
         time.sleep(interval)
     return condition()
+
+
+# --- per-scope atomicity ------------------------------------------------------------------------
+
+
+def last_load_id(path: Path) -> float:
+    """The newest dlt load committed to the warehouse (0 if none)."""
+    with duckdb.connect(str(path), read_only=True) as con:
+        (value,) = con.execute(f"SELECT max(load_id) FROM {DATASET}._dlt_loads").fetchone()
+    return float(value or 0)
+
+
+def scope_mix(
+    path: Path, previous: Mapping[str, Any], current: Mapping[str, Any], since_load_id: float
+) -> dict:
+    """The truth the warehouse should equal if every scope is whole: per table and scope (the
+    organisation for organisation tables, else the workspace or environment), the current
+    truth's rows where a load after ``since_load_id`` wrote the scope, else the previous
+    truth's; no rows for a scope that has none.
+
+    ``diffs(scope_mix(...)) == []`` then says each scope is exactly one generation: a load
+    commits a scope whole or not at all, never part of one.
+    """
+    from analytics_assets.dagster_layer.translator import ORGANISATION_TABLES, WORKSPACE_TABLES
+    from analytics_assets.split_source import ENDPOINTS_BY_TABLE
+
+    mixed: dict[str, Any] = {**current, "tables": dict(current["tables"])}
+    with duckdb.connect(str(path), read_only=True) as con:
+        for table in TABLES:
+            column = (
+                None
+                if table in ORGANISATION_TABLES
+                else "workspace_id"
+                if table in WORKSPACE_TABLES
+                else "environment_id"
+            )
+            where = "WHERE _dlt_valid_to IS NULL" if ENDPOINTS_BY_TABLE[table].history else ""
+            query = (
+                f"SELECT {column or 'NULL'}, max(CAST(_dlt_load_id AS DOUBLE))"
+                f" FROM {DATASET}.{table} {where} GROUP BY 1"
+            )
+            newest = dict(con.execute(query).fetchall())
+            rewritten = {scope for scope, load_id in newest.items() if load_id > since_load_id}
+            kept = set(newest) - rewritten
+            if column is None:
+                chosen = current if rewritten else previous
+                mixed["tables"][table] = chosen["tables"][table]
+                continue
+            rows = [r for r in current["tables"][table]["rows"] if r[column] in rewritten]
+            rows += [r for r in previous["tables"][table]["rows"] if r[column] in kept]
+            # A scope with no rows is right only if one generation has none for it (emptied,
+            # deleted, or not loaded yet); else its rows were lost, and diffs must say so.
+            old_scopes = {r[column] for r in previous["tables"][table]["rows"]}
+            rows += [
+                r
+                for r in current["tables"][table]["rows"]
+                if r[column] not in newest and r[column] in old_scopes
+            ]
+            mixed["tables"][table] = {**current["tables"][table], "rows": rows}
+    return mixed

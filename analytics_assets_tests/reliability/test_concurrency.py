@@ -111,7 +111,7 @@ def test_cli_and_dagster_materialization_at_once(instance, make_project, figures
     try:
         running = project.start_cli("sync")
         # Start the materialization while the CLI's third run (environments) is loading.
-        assert wait_for_dlt_run(project.tmp, 3), running.stderr
+        assert wait_for_dlt_run(project.dlt_working, 3), running.stderr
         started = time.monotonic()
         with other.environment():
             from dagster import DagsterInstance

@@ -4,7 +4,7 @@ Each kill is planned from its own seed: a target phase of dlt's work (extract, n
 load) in one of the three Dagster runs of the sync (organisation, workspaces, environments)
 and a random delay once that phase is seen; or a random moment around a run boundary (a
 random delay after a random "Running"/"Finished" line), where Dagster does its bookkeeping. The
-phase is read from dlt's working folder (``$TMPDIR/analytics-assets-dlt-*``), and the phase
+phase is read from dlt's working folder (``$DAGSTER_HOME/dlt-working/run-*``), and the phase
 actually hit is read back from what the killed process left there. Before some kills the
 sandbox moves to its next generation, so the killed run had new data to write and a stale
 table would show.
@@ -14,8 +14,9 @@ After each kill:
 - no process of the sync's process group survives;
 - the instance lock and the DuckDB writer lock are free at once (both are flock locks, which
   die with their process), and the DuckDB file opens read-only and every table reads;
-- every table is either exactly as before the killed run or exactly the new truth (loads are
-  atomic per table), with no duplicate keys;
+- every scope (a workspace's or an environment's rows, an organisation table) is either
+  exactly as before the killed run or exactly the new truth (each scope is its own load
+  package, committed whole), with no duplicate keys;
 - a re-run (in-process ``run_sync``, or the CLI every third time) is not blocked: it closes
   the killed Dagster run (marked failed, its DuckDB writer slot freed) and converges to the
   exact ground truth.
@@ -38,8 +39,9 @@ from analytics_assets_tests.reliability.harness import (
     dlt_phase,
     duplicate_keys,
     group_members,
-    no_worse,
+    last_load_id,
     readable,
+    scope_mix,
     wait_until,
 )
 
@@ -89,11 +91,11 @@ def _kill_at(project: Project, plan: dict) -> tuple[str, float]:
 
     Returns where it was hit ("<run>: <phase>", or "finished" if it ended first) and when.
     """
-    known = set(dlt_folders(project.tmp))
+    known = set(dlt_folders(project.dlt_working))
     running = project.start_cli("sync")
     seen: list[Path] = []  # this sync's dlt folders, one per Dagster run, in order
     while running.process.poll() is None:
-        for folder in dlt_folders(project.tmp):
+        for folder in dlt_folders(project.dlt_working):
             if folder not in known and folder not in seen:
                 seen.append(folder)
         if plan["target"] == "run boundary":
@@ -117,7 +119,7 @@ def _kill_at(project: Project, plan: dict) -> tuple[str, float]:
         f"processes of the killed sync survived: {group_members(running.pgid)}"
     )
     # A finished run's folder is removed; the killed run's folder stays behind.
-    seen += [f for f in dlt_folders(project.tmp) if f not in known and f not in seen]
+    seen += [f for f in dlt_folders(project.dlt_working) if f not in known and f not in seen]
     if not seen:
         return "before any dlt run", killed_at
     if not seen[-1].exists():
@@ -131,7 +133,8 @@ def test_sigkill_anywhere_then_rerun_converges(make_project, figures):
     clean = project.cli("sync")
     assert clean.returncode == 0, str(clean)
     clean_seconds = clean.seconds
-    assert project.diffs(sandbox.ground_truth()) == []
+    truth = sandbox.ground_truth()
+    assert project.diffs(truth) == []
 
     hits: Counter = Counter()
     rows = []
@@ -144,8 +147,8 @@ def test_sigkill_anywhere_then_rerun_converges(make_project, figures):
         if plan["new_generation"]:
             generation += 1
             sandbox.control(generation=generation)
-        truth = sandbox.ground_truth()
-        before = project.snapshot()
+        previous, truth = truth, sandbox.ground_truth()
+        loaded_before = last_load_id(project.duckdb_path)
 
         where, at = _kill_at(project, plan)
         hits[where.split(": ")[-1] if ": " in where else where] += 1
@@ -156,9 +159,11 @@ def test_sigkill_anywhere_then_rerun_converges(make_project, figures):
         assert _lock_is_free(project.duckdb_path.with_suffix(".writer.lock"))
         assert readable(project.duckdb_path)
         assert duplicate_keys(project.duckdb_path) == {}
-        current = [d.table for d in project.diffs(truth)]
-        complete = [t for t in {*truth["tables"]} if t not in current]
-        assert no_worse(before, project.snapshot(), replaced_ok=complete) == [], where
+        # Each scope (a workspace's or an environment's rows, an organisation table) is
+        # exactly as before or exactly the new truth: loads commit whole scopes.
+        assert (
+            project.diffs(scope_mix(project.duckdb_path, previous, truth, loaded_before)) == []
+        ), where
 
         # The re-run is not blocked and converges.
         rerun_started = time.monotonic()

@@ -10,12 +10,14 @@ tiny sandbox, copied per test), then a fault that retries cannot fix strikes dur
 
 Each must end with a non-zero exit (CLI) and a failed Dagster run whose message names the
 endpoint, the scope and the status and says what to do, with no stack trace for these
-expected errors. Each table must be exactly as before, or (for a run that completed before
-the fault) exactly the sandbox's current truth: never a partial table, never duplicates.
+expected errors. Each scope's rows must be exactly as before, or (for a scope whose load
+completed before the fault) exactly the sandbox's current truth: never a partial scope,
+never duplicates. A failure confined to some scopes costs only those (the others load).
 """
 
 from __future__ import annotations
 
+import copy
 import secrets
 import shutil
 import socket
@@ -23,10 +25,12 @@ import time
 from pathlib import Path
 
 import pytest
-from dagster import DagsterEventType, DagsterRunStatus
+from dagster import DagsterEventType, DagsterRunStatus, RunsFilter
 
 from analytics_assets.dagster_layer.sync import SyncFailed
+from analytics_assets.dagster_layer.translator import ORGANISATION_TABLES
 from analytics_assets.sandbox.process import SandboxProcess
+from analytics_assets.split_source import TABLES
 from analytics_assets_tests.reliability.harness import (
     Project,
     duplicate_keys,
@@ -72,10 +76,10 @@ def _from_baseline(baseline: Project, project: Project) -> None:
             shutil.copy2(path, project.root / path.name)
 
 
-def _latest_failure(project: Project) -> tuple[str, DagsterRunStatus, str]:
-    """(job, status, failure message) of the newest run in the project's instance."""
+def _latest_failure(project: Project, job: str | None = None) -> tuple[str, DagsterRunStatus, str]:
+    """(job, status, failure message) of the newest run (of ``job``) in the project's instance."""
     with project.instance() as instance:
-        run = instance.get_runs(limit=1)[0]
+        run = instance.get_runs(RunsFilter(job_name=job) if job else None, limit=1)[0]
         failures = instance.all_logs(run.run_id, of_type=DagsterEventType.STEP_FAILURE)
         assert failures, f"run {run.run_id} ({run.status}) has no step failure"
         data = failures[0].dagster_event.step_failure_data
@@ -121,13 +125,19 @@ def test_key_revoked_while_the_sync_runs(baseline, make_project, figures, secret
     _assert_actionable(message, "GET /v2/", "HTTP 401", "SPLIT_API_KEY")
     assert secret not in result.stdout + result.stderr + message
 
-    assert no_worse(before, project.snapshot(), replaced_ok=()) == []
+    # Each table as before, or (a scope whose load finished before the revocation) exactly
+    # generation 1: never a partial one.
+    truth = sandbox.ground_truth()
+    current = {d.table for d in project.diffs(truth)}
+    complete = [t for t in truth["tables"] if t not in current]
+    assert no_worse(before, project.snapshot(), replaced_ok=complete) == []
     assert duplicate_keys(project.duckdb_path) == {}
     figures.add(
         "persistent",
         "key revoked mid-run",
         "analytics-assets sync",
-        f"exit {result.returncode}; run failed; tables as before",
+        f"exit {result.returncode}; run failed; each table as before or complete",
+        tables_loaded_before_revocation=complete,
         requests_before_revocation=revoked_after,
         requests_after=sandbox.stats()["requests_total"] - revoked_after,
         seconds=round(result.seconds, 1),
@@ -135,12 +145,40 @@ def test_key_revoked_while_the_sync_runs(baseline, make_project, figures, secret
     )
 
 
+def _partly_loaded(gen0: dict, gen1: dict) -> dict:
+    """What a sync that lost objects after its organisation run leaves: organisation tables
+    of generation 0 (their run finished first); the rows of every scope that still exists of
+    generation 1 (their scopes loaded); the rows of a deleted workspace or environment of
+    generation 0 (its scope failed, so nothing replaced them)."""
+
+    def ids(truth: dict, table: str) -> set[str]:
+        return {r["id"] for r in truth["tables"][table]["rows"]}
+
+    gone = (ids(gen0, "workspaces") - ids(gen1, "workspaces")) | (
+        ids(gen0, "environments") - ids(gen1, "environments")
+    )
+    listed = ids(gen0, "workspaces") | ids(gen0, "environments")
+
+    def scope(row: dict) -> str | None:
+        return row.get("environment_id") or row.get("workspace_id")
+
+    expected = copy.deepcopy(gen1)
+    for table in TABLES:
+        if table in ORGANISATION_TABLES:
+            expected["tables"][table] = gen0["tables"][table]
+            continue
+        expected["tables"][table]["rows"] = [
+            r for r in gen1["tables"][table]["rows"] if scope(r) in listed - gone
+        ] + [r for r in gen0["tables"][table]["rows"] if scope(r) in gone]
+    return expected
+
+
 def test_workspace_deleted_mid_sync(baseline, make_project, figures):
     project = make_project(latency_ms=50)
     _from_baseline(baseline, project)
     sandbox = project.sandbox
-    before = project.snapshot()
-    gen0_workspaces = {w["id"] for w in sandbox.ground_truth()["tables"]["workspaces"]["rows"]}
+    gen0 = sandbox.ground_truth()
+    gen0_workspaces = {w["id"] for w in gen0["tables"]["workspaces"]["rows"]}
 
     def delete_a_workspace(message: str) -> None:
         # Between the organisation run (which listed the workspace) and the workspace run.
@@ -159,23 +197,39 @@ def test_workspace_deleted_mid_sync(baseline, make_project, figures):
     text = str(failed.value)
     assert text.startswith("split_workspace_refresh")
     _assert_actionable(text, "GET /v2/", f"workspace {workspace}", "HTTP 404", "re-run")
-    job, status, message = _latest_failure(project)
-    assert (job, status) == ("split_workspace_refresh", DagsterRunStatus.FAILURE)
+    # Exactly the scopes that no longer exist (the workspace, its environments and any
+    # environment generation 1 deleted elsewhere) failed, each named; the others loaded.
+    environments = {e["id"] for e in truth["tables"]["environments"]["rows"]}
+    gone_environments = {
+        e["id"] for e in gen0["tables"]["environments"]["rows"] if e["id"] not in environments
+    }
+    failed_scopes = failed.value.report.failed_scopes
+    assert {s.partition for s in failed_scopes} == {workspace} | gone_environments
+    job, status, message = _latest_failure(project, "split_workspace_refresh")
+    assert status == DagsterRunStatus.FAILURE
     _assert_actionable(message, f"workspace {workspace}", "HTTP 404")
-    # The organisation run completed before the deletion (its tables are generation 0,
-    # as before); the failed workspace run changed nothing.
-    assert no_worse(before, project.snapshot(), replaced_ok=()) == []
+    # The failed scopes changed nothing; every other scope is generation 1.
+    assert project.diffs(_partly_loaded(gen0, truth)) == []
     assert duplicate_keys(project.duckdb_path) == {}
 
-    # The next sync sees the deletion in the listing and converges, orphans removed.
+    # The next sync resumes: it sees the deletion in the listing (orphans removed) and fetches
+    # what failed or was not loaded; the organisation tables the failed sync loaded are kept.
     report = project.sync_in_process()
+    assert report.resumed_sync is not None
+    kept = copy.deepcopy(truth)
+    for table in ("users", "groups", "change_requests"):
+        kept["tables"][table] = gen0["tables"][table]
+    assert project.diffs(kept) == []
+    # The sync after a complete one refreshes everything: exact.
+    assert project.sync_in_process().resumed_sync is None
     assert project.diffs(truth) == []
     figures.add(
         "persistent",
         "workspace deleted mid-sync",
         "Dagster in-process (run_sync)",
-        "run failed; tables as before; next sync exact",
+        "the vanished scopes failed, named; every other scope loaded; next sync resumes, converges",
         seconds=round(seconds, 1),
+        failed_scopes=[s.label for s in failed_scopes],
         next_sync_requests=report.requests,
         message=message,
     )

@@ -109,5 +109,5 @@ def test_no_secret_anywhere(ledger, secret, figures, make_project, work_root):
         dagster_runs=scan.runs,
         instances=len(homes),
         outside_locations=len(outside),
-        dlt_folders_left_by_killed_runs=len(list(work_root.rglob("analytics-assets-dlt-*"))),
+        dlt_folders_left_by_killed_runs=len(list(work_root.rglob("dlt-working/run-*"))),
     )

@@ -1,0 +1,377 @@
+"""One Dagster run, many scopes: each scope is its own dlt load package, committed on its own.
+
+A run covers several scopes (the partitions of a range, or the organisation's tables). Each
+scope is extracted and normalized into its own load package, with its own ``destination_scope``
+(so a package replaces exactly its scope), and loaded soon after: packages are loaded
+together whenever the fetching since the last load took ``FETCH_PER_LOAD`` times as long as
+that load did, or ``MAX_UNCOMMITTED_FETCH_SECONDS``, whichever comes first, so load overhead
+stays a small share of the run while a kill loses at most a few seconds of fetching. As soon
+as a package is loaded, its scope's materializations are recorded (per partition), so
+Dagster's own records say what is done: a re-execution of the run ("Re-execute from
+failure") skips the scopes its earlier attempts loaded.
+
+A scope that fails persistently is recorded and the run goes on with the next one; at the end
+the run fails naming exactly the failed scopes, and Dagster shows exactly their partitions
+failed. Failures that no other scope can escape (a refused key, a stopped sync, an API that
+keeps failing for consecutive scopes) stop the run at once.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from dagster import (
+    AssetExecutionContext,
+    AssetMaterialization,
+    DagsterEventType,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+)
+from dagster._core.definitions.metadata.metadata_set import TableMetadataSet
+from dagster_dlt import DagsterDltResource
+
+from analytics_assets.dagster_layer.partitions import (
+    ENVIRONMENTS_KEY,
+    LISTING_METADATA_KEY,
+    WORKSPACES_KEY,
+    listing_entry,
+)
+from analytics_assets.dagster_layer.resources import SplitApiResource, WarehouseResource
+from analytics_assets.dagster_layer.translator import asset_key
+from analytics_assets.dagster_layer.working_dirs import owned_working_dir, working_root
+from analytics_assets.split_source import (
+    RequestStats,
+    SplitAuthError,
+    SplitConfigurationError,
+    SplitSettings,
+    SplitSourceError,
+    SplitUnavailableError,
+    SyncScope,
+    split_source,
+)
+from analytics_assets.split_source.cancellation import Cancellation
+from analytics_assets.split_source.errors import SyncCancelled, find_split_error
+from analytics_assets.warehouse import (
+    WarehouseSettings,
+    check_destination,
+    drop_run_staging,
+    make_pipeline,
+    use_system_allocator_for_arrow,
+    writer_lock,
+)
+
+FETCH_PER_LOAD = 4.0
+"""Load pending packages once fetching since the last load took this many times that load's
+duration: load overhead then stays under about 1/(1 + FETCH_PER_LOAD) of the run."""
+MAX_UNCOMMITTED_FETCH_SECONDS = 3.0
+"""...but never let more than this much fetching wait for a load: a kill (or a failing load)
+then costs at most about this much fetching again, however slow loads get on a busy machine."""
+CONSECUTIVE_UNAVAILABLE_TO_STOP = 2
+"""Scopes in a row that outlast every retry before the run stops: the API, not a scope."""
+FAILED_SCOPES_METADATA_KEY = "split/failed_scopes"
+STOPPED_METADATA_KEY = "split/stopped_early"
+NOT_ATTEMPTED = "not attempted"
+
+_SOURCE_TAKES_CANCELLATION = "cancellation" in inspect.signature(split_source).parameters
+
+
+@dataclass(frozen=True)
+class LoadUnit:
+    """One scope of a run: fetched, committed and materialized on its own."""
+
+    label: str
+    scope: SyncScope
+    tables: tuple[str, ...]
+    partition: str | None = None
+    partition_name: str | None = None
+    """What people call the partition (its key is an id)."""
+
+
+@dataclass
+class _Extracted:
+    unit: LoadUnit
+    source: Any
+    stats: RequestStats
+    load_id: str
+    row_counts: dict[str, int]
+
+
+@dataclass
+class _RunTotals:
+    requests: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    waited_seconds: float = 0.0
+    loads: int = 0
+    failures: list[tuple[LoadUnit, SplitSourceError]] = field(default_factory=list)
+
+    def add(self, stats: RequestStats) -> None:
+        self.requests += stats.requests
+        self.retries += stats.retries
+        self.rate_limited += stats.rate_limited
+        self.waited_seconds += stats.waited_seconds
+
+
+def run_scoped_loads(
+    context: AssetExecutionContext,
+    dlt: DagsterDltResource,
+    split_api: SplitApiResource,
+    warehouse: WarehouseResource,
+    units: Sequence[LoadUnit],
+) -> Iterator[MaterializeResult | AssetMaterialization]:
+    """Load ``units`` one scope at a time; fail at the end naming the scopes that failed."""
+    try:
+        settings = split_api.settings()
+        warehouse_settings = warehouse.settings()
+    except SplitSourceError as exc:
+        raise Failure(description=str(exc), allow_retries=False) from None
+    selected = {key.path[-1] for key in context.selected_asset_keys}
+    units = [
+        LoadUnit(u.label, u.scope, tables, u.partition, u.partition_name)
+        for u in units
+        if (tables := tuple(t for t in u.tables if t in selected))
+    ]
+    done = _loaded_by_earlier_attempts(context)
+    if done:
+        # A re-execution ("Re-execute from failure" in the UI) of a run that loaded some scopes:
+        # fetch only the others.
+        skipped = [u for u in units if all((t, u.partition) in done for t in u.tables)]
+        units = [u for u in units if u not in skipped]
+        context.log.info(f"Re-execution: {len(skipped)} scope(s) the earlier attempt loaded kept")
+    use_system_allocator_for_arrow()
+    target = "the local sandbox" if split_api.uses_sandbox else settings.normalized_base_url
+    context.log.info(
+        f"Loading {len(units)} scope(s) ({', '.join(sorted(selected))}) from {target} into"
+        f" {warehouse_settings.describe()}"
+    )
+    cancellation = Cancellation()
+    totals = _RunTotals()
+    root = working_root(warehouse_settings.working_dir, context.instance.root_directory)
+    pipeline = None
+    stopped_early = False
+    try:
+        with (
+            owned_working_dir(root, f"run-{context.run.run_id}") as folder,
+            writer_lock(warehouse_settings),
+        ):
+            pipeline = make_pipeline(
+                warehouse_settings, pipelines_dir=str(folder), run_id=context.run.run_id
+            )
+            check_destination(warehouse_settings)
+            pipeline.sync_destination()
+            pending: list[_Extracted] = []
+            fetch_since_load = 0.0
+            last_load_seconds = 0.0
+            consecutive_unavailable = 0
+            for unit in units:
+                started = time.monotonic()
+                try:
+                    extracted = _extract(pipeline, settings, warehouse_settings, unit, cancellation)
+                except _ScopeFailed as failed:
+                    totals.add(failed.stats)
+                    totals.failures.append((unit, failed.cause))
+                    context.log.warning(f"{unit.label} failed: {failed.cause}")
+                    consecutive_unavailable = (
+                        consecutive_unavailable + 1
+                        if isinstance(failed.cause, SplitUnavailableError)
+                        else 0
+                    )
+                    if _stops_the_run(failed.cause, consecutive_unavailable):
+                        stopped_early = True
+                        break
+                    continue
+                consecutive_unavailable = 0
+                totals.add(extracted.stats)
+                pending.append(extracted)
+                fetch_since_load += time.monotonic() - started
+                due = min(FETCH_PER_LOAD * last_load_seconds, MAX_UNCOMMITTED_FETCH_SECONDS)
+                if fetch_since_load >= due:
+                    load_started = time.monotonic()
+                    yield from _load(context, dlt, pipeline, pending, totals)
+                    last_load_seconds = time.monotonic() - load_started
+                    pending, fetch_since_load = [], 0.0
+            yield from _load(context, dlt, pipeline, pending, totals)
+    finally:
+        if pipeline is not None:
+            drop_run_staging(pipeline, warehouse_settings)
+    context.log.info(
+        f"Split API: {totals.requests} requests, {totals.retries} retries,"
+        f" {totals.rate_limited} rate-limited, {totals.waited_seconds:.1f}s waiting;"
+        f" {len(units) - len(totals.failures)} of {len(units)} scope(s) loaded in"
+        f" {totals.loads} load(s)"
+    )
+    if totals.failures:
+        raise _run_failure(units, totals, stopped_early)
+
+
+def _loaded_by_earlier_attempts(context: AssetExecutionContext) -> set[tuple[str, str | None]]:
+    """(table, partition) materialized by the earlier runs this run re-executes, if any."""
+    if not context.run.parent_run_id:
+        return set()
+    instance = context.instance
+    group = instance.get_run_group(context.run.run_id)
+    done: set[tuple[str, str | None]] = set()
+    for run in group[1] if group else []:
+        if run.run_id == context.run.run_id:
+            continue
+        for entry in instance.all_logs(run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION):
+            materialization = entry.asset_materialization
+            if materialization is not None:
+                done.add((materialization.asset_key.path[-1], materialization.partition))
+    return done
+
+
+class _ScopeFailed(Exception):
+    def __init__(self, cause: SplitSourceError, stats: RequestStats) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+        self.stats = stats
+
+
+def _extract(
+    pipeline: Any,
+    settings: SplitSettings,
+    warehouse_settings: WarehouseSettings,
+    unit: LoadUnit,
+    cancellation: Cancellation,
+) -> _Extracted:
+    """Extract and normalize one scope into its own load package."""
+    stats = RequestStats()
+    options: dict[str, Any] = {"cancellation": cancellation} if _SOURCE_TAKES_CANCELLATION else {}
+    try:
+        source = split_source(settings, unit.scope, stats, **options).with_resources(*unit.tables)
+        extract_info = pipeline.extract(source, **warehouse_settings.run_options())
+    except Exception as exc:
+        cause = find_split_error(exc)
+        if cause is None:
+            raise
+        # A failed extract leaves an uncommitted package, which normalize never picks up.
+        raise _ScopeFailed(cause, stats) from None
+    (load_id,) = extract_info.loads_ids
+    normalize_info = pipeline.normalize()
+    return _Extracted(unit, source, stats, load_id, dict(normalize_info.row_counts))
+
+
+def _load(
+    context: AssetExecutionContext,
+    dlt: DagsterDltResource,
+    pipeline: Any,
+    pending: Sequence[_Extracted],
+    totals: _RunTotals,
+) -> Iterator[MaterializeResult | AssetMaterialization]:
+    """Load the pending packages (each commits its own scope), then record them."""
+    if not pending:
+        return
+    load_info = pipeline.load()
+    load_info.raise_on_failed_jobs()
+    totals.loads += 1
+    for extracted in pending:
+        unit = extracted.unit
+        for table in unit.tables:
+            metadata = _table_metadata(dlt, pipeline, table)
+            metadata.update(
+                {
+                    # The package's own figures, not the whole load's (scopes share a load).
+                    "rows_loaded": MetadataValue.int(extracted.row_counts.get(table, 0)),
+                    "split/load_id": extracted.load_id,
+                    "split/scope": unit.label,
+                    "split/requests": extracted.stats.by_endpoint.get(table, 0),
+                    "split/scope_requests": extracted.stats.requests,
+                    "split/scope_retries": extracted.stats.retries,
+                    "split/scope_rate_limited": extracted.stats.rate_limited,
+                }
+            )
+            if unit.partition is not None:
+                metadata["split/partition_names"] = MetadataValue.json(
+                    {unit.partition: unit.partition_name or unit.partition}
+                )
+            key = asset_key(table)
+            if key in (WORKSPACES_KEY, ENVIRONMENTS_KEY):
+                metadata[LISTING_METADATA_KEY] = MetadataValue.json(_listing(pipeline, table))
+            if unit.partition is None:
+                yield MaterializeResult(asset_key=key, metadata=metadata)
+            else:
+                yield AssetMaterialization(
+                    asset_key=key, partition=unit.partition, metadata=metadata
+                )
+
+
+def _table_metadata(dlt: DagsterDltResource, pipeline: Any, table: str) -> dict[str, Any]:
+    """What dagster-dlt records for a table: its columns (child tables too) and location."""
+    # A copy: dagster-dlt's helper pops each column's data type from the schema it is given,
+    # and the run's later packages are extracted onto the live one.
+    schema = pipeline.default_schema.clone()
+    name = schema.naming.normalize_table_identifier(table)
+    destination = pipeline.destination.destination_name
+    children = {
+        child: dlt._extract_table_schema_metadata(child, schema)
+        for child in schema.data_table_names()
+        if child.startswith(f"{name}__")
+    }
+    return {
+        **children,
+        "destination_name": destination,
+        "dataset_name": pipeline.dataset_name,
+        **TableMetadataSet(
+            column_schema=dlt._extract_table_schema_metadata(name, schema),
+            table_name=f"{destination}.{pipeline.dataset_name}.{name}",
+            storage_kind=destination,
+        ),
+    }
+
+
+def _listing(pipeline: Any, table: str) -> list[dict[str, Any]]:
+    columns = "id, name, workspace_id, production" if table == "environments" else "id, name"
+    query = f"SELECT {columns} FROM {table} ORDER BY id"
+    with pipeline.sql_client() as client, client.execute_query(query) as cursor:
+        # lower-case: Snowflake returns upper-case identifiers
+        names = [d[0].lower() for d in cursor.description]
+        rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    return [listing_entry(row) for row in rows]
+
+
+def _stops_the_run(cause: SplitSourceError, consecutive_unavailable: int) -> bool:
+    """Whether no later scope of the run can succeed either."""
+    if isinstance(cause, (SplitAuthError, SyncCancelled, SplitConfigurationError)):
+        return True
+    return consecutive_unavailable >= CONSECUTIVE_UNAVAILABLE_TO_STOP
+
+
+def _run_failure(units: Sequence[LoadUnit], totals: _RunTotals, stopped_early: bool) -> Failure:
+    failed = [unit for unit, _ in totals.failures]
+    attempted = units.index(failed[-1]) + 1 if stopped_early else len(units)
+    not_attempted = list(units[attempted:])
+    first_cause = totals.failures[0][1]
+    loaded = len(units) - len(failed) - len(not_attempted)
+    description = str(first_cause)
+    if len(units) > 1:
+        # The first error leads: it says what to do; the scope count follows.
+        description += (
+            f" ({len(failed)} of {len(units)} scopes failed: {', '.join(u.label for u in failed)};"
+            f" {loaded} loaded"
+            + (f"; {len(not_attempted)} not attempted after that error" if not_attempted else "")
+            + ")"
+        )
+    scopes = [
+        {"label": unit.label, "partition": unit.partition, "error": str(cause)}
+        for unit, cause in totals.failures
+    ] + [
+        {"label": unit.label, "partition": unit.partition, "error": NOT_ATTEMPTED}
+        for unit in not_attempted
+    ]
+    return Failure(
+        description=description,
+        metadata={
+            FAILED_SCOPES_METADATA_KEY: MetadataValue.json(scopes),
+            STOPPED_METADATA_KEY: stopped_early,
+            "split/requests": totals.requests,
+            "split/retries": totals.retries,
+            "split/rate_limited": totals.rate_limited,
+        },
+        allow_retries=False,
+    )

@@ -1,0 +1,140 @@
+"""Kill and resume: a SIGKILLed sync costs the next one only the scopes that were in flight.
+
+Against a rate-limited sandbox (``RESUME_RATE_LIMIT`` requests a second, as a real
+organisation's limit paces a sync), each seed starts ``analytics-assets sync`` after a
+complete sync, SIGKILLs its process group at a random moment of its run, and runs the next
+sync. The sandbox counts every request, so
+
+    requests repeated after a kill = (useful requests of the killed sync + of the next sync)
+                                     - minimal requests of one sync
+
+where a useful request is one that was not answered 429 (a 429 is flow control, not a
+fetch). Divided by the minimal requests, 0 means nothing was fetched twice and 1 means the
+next sync fetched everything again (what a sync without resume did).
+
+After the next sync the tables are exact; the killed run's dlt working folder (under the
+instance home, holding extracted Split records) was left by the kill and removed by the next
+sync; and the temporary folder holds no Split data.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import statistics
+import time
+from pathlib import Path
+
+import pytest
+
+from analytics_assets_tests.reliability.harness import (
+    dlt_folders,
+    duplicate_keys,
+    group_members,
+    wait_until,
+)
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
+
+SEEDS = int(os.environ.get("RELIABILITY_RESUME_KILLS", "6"))
+RATE_LIMIT = int(os.environ.get("RESUME_RATE_LIMIT", "8"))
+BOUND = 0.25  # at size tiny (issue 11)
+
+
+def _useful_requests(stats: dict) -> int:
+    return int(stats["requests_total"]) - int(stats.get("rate_limited", 0))
+
+
+def _split_data_in(folder: Path, needles: list[str]) -> list[str]:
+    """Files under ``folder`` holding a Split record (a user's e-mail) or a dlt data file."""
+    found = []
+    for path in folder.rglob("*"):
+        if not path.is_file():
+            continue
+        if path.suffix in (".parquet", ".jsonl", ".gz", ".insert_values", ".typed-jsonl"):
+            found.append(str(path))
+            continue
+        try:
+            data = path.read_bytes()
+        except OSError:
+            continue
+        if any(needle.encode() in data for needle in needles):
+            found.append(str(path))
+    return found
+
+
+def test_kill_then_resume_repeats_only_the_scopes_in_flight(make_project, figures):
+    project = make_project(rate_limit=RATE_LIMIT)
+    sandbox = project.sandbox
+    truth = sandbox.ground_truth()
+    minimal = truth["minimal_requests"]["total"]
+    emails = [u["email"] for u in truth["tables"]["users"]["rows"] if u.get("email")][:50]
+
+    sandbox.reset_stats()
+    clean = project.cli("sync")
+    assert clean.returncode == 0, str(clean)
+    assert project.diffs(truth) == []
+    clean_useful = _useful_requests(sandbox.stats())
+    assert clean_useful == minimal
+
+    rows, ratios, folders_left = [], [], 0
+    for seed in range(SEEDS):
+        rng = random.Random(seed)
+        at = rng.uniform(0.1, 0.95) * clean.seconds
+        sandbox.reset_stats()
+        running = project.start_cli("sync")
+        while running.process.poll() is None and time.monotonic() - running.started < at:
+            time.sleep(0.01)
+        if running.process.poll() is not None:  # it finished first: nothing to resume
+            project.record(running, running.result())
+            rows.append(f"seed {seed}: the sync finished before {at:.1f}s; not killed")
+            continue
+        running.kill_group()
+        project.record(running)
+        pgid = running.pgid
+        assert wait_until(lambda: group_members(pgid) == [], timeout=10, interval=0.1)  # noqa: B023
+        killed_stats = sandbox.stats()
+        left = dlt_folders(project.dlt_working)
+        folders_left += len(left)
+
+        sandbox.reset_stats()
+        result = project.cli("sync", timeout=600)
+        assert result.returncode == 0, str(result)
+        resume_stats = sandbox.stats()
+        assert project.diffs(truth) == [], f"seed {seed}"
+        assert duplicate_keys(project.duckdb_path) == {}
+        # The killed run's folder is gone, and the next sync left none of its own.
+        assert dlt_folders(project.dlt_working) == [], f"seed {seed}"
+        assert not any(folder.exists() for folder in left)
+        assert _split_data_in(project.tmp, emails) == [], f"seed {seed}"
+
+        repeated = _useful_requests(killed_stats) + _useful_requests(resume_stats) - minimal
+        ratio = repeated / minimal
+        ratios.append(ratio)
+        rows.append(
+            f"seed {seed}: killed at {at:.1f}s of {clean.seconds:.1f}s, killed sync"
+            f" {_useful_requests(killed_stats)} useful requests, next sync"
+            f" {_useful_requests(resume_stats)} ({resume_stats.get('rate_limited', 0)} x 429),"
+            f" repeated {repeated} = {ratio:.3f} of {minimal};"
+            f" {len(left)} dlt folder(s) left by the kill, removed by the next sync;"
+            f" {'resumed' if 'Resuming' in result.stderr else 'full'}"
+        )
+
+    print("\n".join(rows))
+    assert len(ratios) >= SEEDS // 2, rows  # most seeds killed a sync mid-way
+    assert folders_left > 0, rows  # some kill landed inside a run and left its folder
+    assert max(ratios) <= BOUND, rows
+    figures.add(
+        "crash",
+        f"SIGKILL x{SEEDS} at a random moment of a sync limited to {RATE_LIMIT} req/s,"
+        " then the next sync",
+        "analytics-assets sync (killed) + analytics-assets sync",
+        "requests repeated after a kill / minimal requests; tables exact; no dlt folder left",
+        minimal_requests=minimal,
+        clean_sync_seconds=round(clean.seconds, 1),
+        repeated_ratio_mean=round(statistics.mean(ratios), 3),
+        repeated_ratio_max=round(max(ratios), 3),
+        ratios=[round(r, 3) for r in ratios],
+        dlt_folders_left_by_kills=folders_left,
+        details=rows,
+    )
