@@ -168,16 +168,35 @@ def command_sync(args: argparse.Namespace) -> int:
         environments=tuple(args.environment) if args.environment else None,
     )
     check_configuration()  # bad settings fail here, in seconds, before any run starts
+    from analytics_assets.dagster_layer.instance import get_instance
+    from analytics_assets.dagster_layer.stopping import (
+        StoppableSync,
+        SyncStopped,
+        run_exit_handlers,
+    )
+    from analytics_assets.dagster_layer.sync import unfinished_sync_runs
     from analytics_assets.definitions import build_definitions
 
+    home = Path(os.environ.get("DAGSTER_HOME") or ".dagster_home").expanduser().resolve()
+    stoppable = StoppableSync(get_instance, lambda: unfinished_sync_runs(home))
     try:
         with _LiveRequests():
-            report = run_sync(
-                build_definitions(), options, progress=lambda m: console.print(f"  {m}")
+            report = stoppable.run(
+                lambda: run_sync(
+                    build_definitions(), options, progress=lambda m: console.print(f"  {m}")
+                )
             )
     except SyncFailed as exc:
         console.print(f"[bold red]sync failed:[/] {exc}", highlight=False)
         return 1
+    except SyncStopped as stopped:
+        console.print(f"[bold yellow]stopped:[/] {stopped}", highlight=False)
+        # A request the client could not interrupt may still hold a worker thread, and a
+        # normal exit would wait for it: exit at once, after the exit handlers (bounded).
+        run_exit_handlers()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(stopped.exit_code)
     counts = current_row_counts([t for t in TABLES if t in report.tables])
     table = Table(title="analytics-assets sync", show_lines=False)
     for column in ("table", "rows now", "loaded", "partitions", "requests"):

@@ -10,6 +10,7 @@ run over many partitions is one dlt run (single-run backfill policy).
 """
 
 import atexit
+import inspect
 import os
 import shutil
 import tempfile
@@ -36,6 +37,7 @@ from analytics_assets.dagster_layer.partitions import (
     workspace_partitions,
 )
 from analytics_assets.dagster_layer.resources import SplitApiResource, WarehouseResource
+from analytics_assets.dagster_layer.stopping import cancel_if_stopping, cancel_on_interrupt
 from analytics_assets.dagster_layer.translator import (
     ENVIRONMENT_TABLES,
     ORGANISATION_TABLES,
@@ -50,6 +52,7 @@ from analytics_assets.split_source import (
     SyncScope,
     split_source,
 )
+from analytics_assets.split_source.cancellation import Cancellation
 from analytics_assets.split_source.errors import find_split_error
 from analytics_assets.warehouse import (
     WarehouseSettings,
@@ -112,7 +115,10 @@ def run_split_load(
         raise Failure(description=str(exc), allow_retries=False) from None
     use_system_allocator_for_arrow()
     stats = RequestStats()
-    source = split_source(settings, scope, stats).with_resources(*tables)
+    cancellation = Cancellation()
+    cancel_if_stopping(cancellation)
+    source = split_source(settings, scope, stats, **_cancellable(cancellation))
+    source = source.with_resources(*tables)
     pipelines_dir = tempfile.mkdtemp(prefix="analytics-assets-dlt-")
     pipeline = None
     target = "the local sandbox" if split_api.uses_sandbox else settings.normalized_base_url
@@ -120,7 +126,7 @@ def run_split_load(
         f"Loading {', '.join(tables)} from {target} into {warehouse_settings.describe()}"
     )
     try:
-        with writer_lock(warehouse_settings):
+        with cancel_on_interrupt(cancellation), writer_lock(warehouse_settings):
             pipeline = make_pipeline(
                 warehouse_settings, pipelines_dir=pipelines_dir, run_id=context.run.run_id
             )
@@ -163,6 +169,14 @@ def run_split_load(
         f"Split API: {stats.requests} requests, {stats.retries} retries,"
         f" {stats.rate_limited} rate-limited, {stats.waited_seconds:.1f}s waiting"
     )
+
+
+def _cancellable(cancellation: Cancellation) -> dict[str, Cancellation]:
+    """``cancellation=`` for ``split_source`` once it takes one (the client's side of a stop:
+    it waits on it and closes its requests when cancelled); nothing before that."""
+    if "cancellation" in inspect.signature(split_source).parameters:
+        return {"cancellation": cancellation}
+    return {}
 
 
 def _partition_names(context: AssetExecutionContext, scope: SyncScope) -> dict[str, Any]:

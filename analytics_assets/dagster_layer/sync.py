@@ -36,6 +36,7 @@ from analytics_assets.dagster_layer.partitions import (
     workspace_partitions,
 )
 from analytics_assets.dagster_layer.sensors import PARTITION_RANGE_END, PARTITION_RANGE_START
+from analytics_assets.dagster_layer.stopping import raise_if_stopping
 from analytics_assets.dagster_layer.translator import (
     ENVIRONMENT_TABLES,
     ORGANISATION_TABLES,
@@ -113,6 +114,14 @@ def _sync_instance_id(home: Path) -> str:
     return f"{socket.gethostname()}:{home}"
 
 
+def unfinished_sync_runs(home: Path) -> RunsFilter:
+    """The runs launched by a sync of this instance home on this host, not yet finished."""
+    return RunsFilter(
+        tags={LAUNCHED_BY_TAG: LAUNCHED_BY, SYNC_INSTANCE_TAG: _sync_instance_id(home)},
+        statuses=NOT_FINISHED_STATUSES,
+    )
+
+
 def recover_interrupted_runs(instance: DagsterInstance, home: Path) -> list[str]:
     """Close the runs of an earlier sync whose process died (SIGKILL, OOM, power loss).
 
@@ -121,12 +130,7 @@ def recover_interrupted_runs(instance: DagsterInstance, home: Path) -> list[str]
     sync lock: no other sync of this instance home on this host is alive, so each unfinished
     run it launched is an orphan. It is marked failed and its concurrency slots are freed.
     """
-    records = instance.get_run_records(
-        RunsFilter(
-            tags={LAUNCHED_BY_TAG: LAUNCHED_BY, SYNC_INSTANCE_TAG: _sync_instance_id(home)},
-            statuses=NOT_FINISHED_STATUSES,
-        )
-    )
+    records = instance.get_run_records(unfinished_sync_runs(home))
     recovered = []
     for record in records:
         run = record.dagster_run
@@ -265,6 +269,7 @@ def _run(
     progress: Callable[[str], None],
     partition_count: int = 0,
 ) -> None:
+    raise_if_stopping()  # after SIGTERM/SIGINT no new run starts
     job = defs.resolve_job_def(job_name)
     tags = {
         LAUNCHED_BY_TAG: LAUNCHED_BY,
