@@ -28,6 +28,8 @@ import dlt
 from dlt.common.destination import Destination
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
+from analytics_assets.libpq_postgres import DESTINATION_NAME as LIBPQ_DESTINATION_NAME
+from analytics_assets.libpq_postgres import libpq_postgres
 from analytics_assets.split_source.errors import SplitConfigurationError
 
 logger = logging.getLogger("analytics_assets.warehouse")
@@ -101,13 +103,16 @@ class WarehouseSettings:
                 "preserve_insertion_order": False,
             }
             return dlt.destinations.duckdb(credentials)
+        options: dict[str, Any] = {}
         if staging_suffix:
             # dlt empties the shared `<dataset>_staging` tables at the start of every load, so
             # two concurrent runs merging the same table would merge each other's rows.
-            return Destination.from_reference(
-                self.destination, staging_dataset_name_layout=f"%s_staging_{staging_suffix}"
-            )
-        return Destination.from_reference(self.destination)
+            options["staging_dataset_name_layout"] = f"%s_staging_{staging_suffix}"
+        if self.destination in ("postgres", "dlt.destinations.postgres"):
+            return libpq_postgres(
+                destination_name=LIBPQ_DESTINATION_NAME, **options
+            )  # a DSN without a password, as libpq takes it
+        return Destination.from_reference(self.destination, **options)
 
     def run_options(self) -> dict[str, Any]:
         """Options for ``pipeline.run``. DuckDB loads Parquet files with far less memory than
