@@ -40,6 +40,8 @@ STOP_GRACE_SECONDS = 4.0
 CLOSE_SECONDS = 2.0
 """Bound on each piece of bookkeeping after a stop (marking runs, exit handlers): with the
 grace period, a stop ends the process within 10 s (4 + 3 x 2) whatever is stuck."""
+STOP_DEADLINE_SECONDS = STOP_GRACE_SECONDS + 3 * CLOSE_SECONDS
+"""The longest a stop takes, from the signal to the exit (docs/production.md)."""
 
 T = TypeVar("T")
 
