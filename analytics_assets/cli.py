@@ -141,7 +141,7 @@ class _LiveRequests:
             self._status.update(f"{self.count} API requests (now: {table})")
 
     def __enter__(self) -> _LiveRequests:
-        from analytics_assets.split_source.client import add_request_listener
+        from analytics_assets.split_source.stats import add_request_listener
 
         self._remove = add_request_listener(self)
         self._status.__enter__()

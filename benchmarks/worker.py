@@ -102,7 +102,7 @@ def _phases(pipeline: Any) -> dict[str, float]:
 def run_ours(spec: dict[str, Any]) -> dict[str, Any]:
     """Contender (b): ``dlt.pipeline(...).run(split_source(SplitSettings(...), stats=...))``."""
     from analytics_assets.split_source import RequestStats, SplitSettings, split_source
-    from analytics_assets.split_source.client import add_request_listener
+    from analytics_assets.split_source.stats import add_request_listener
     from analytics_assets.warehouse import WarehouseSettings, make_pipeline
 
     settings = SplitSettings(

@@ -32,6 +32,7 @@ from analytics_assets.sandbox.config import (
     ConfigError,
     SandboxConfig,
     parse_drift,
+    parse_fault_cap,
     parse_fault_kinds,
 )
 from analytics_assets.sandbox.endpoints import API_PREFIX
@@ -103,9 +104,22 @@ def add_sandbox_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--max-consecutive-faults",
+        type=parse_fault_cap,
+        default=None,
+        help="faults in a row per request fingerprint at most (default: no cap; each attempt"
+        " fails with the fault rate, as on a real network)",
+    )
+    parser.add_argument(
+        "--stall-ms",
         type=int,
-        default=2,
-        help="faults in a row per request fingerprint at most (default 2)",
+        default=600_000,
+        help="how long the 'stall' fault holds the body back (default 600000)",
+    )
+    parser.add_argument(
+        "--incident-seconds",
+        type=float,
+        default=0.0,
+        help="start with an incident: every API request fails for this many seconds",
     )
     parser.add_argument(
         "--log-level",
@@ -130,6 +144,8 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         retry_after=args.retry_after,
         harness_mode=args.harness_mode,
         max_consecutive_faults=args.max_consecutive_faults,
+        stall_ms=args.stall_ms,
+        incident_until=time.time() + args.incident_seconds if args.incident_seconds > 0 else 0.0,
         drift=parse_drift(args.drift),
     )
 

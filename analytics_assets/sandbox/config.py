@@ -7,6 +7,7 @@ through ``POST /_sandbox/control`` (see :meth:`SandboxConfig.with_changes`).
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,9 @@ FAULT_KINDS: tuple[str, ...] = (
     "slow",
     "truncated",
     "html",
+    "shape",
+    "stall",
+    "drip",
 )
 """Transient failures the sandbox can inject; see :mod:`analytics_assets.sandbox.faults`."""
 
@@ -45,6 +49,8 @@ CONTROLLABLE = (
     "max_consecutive_faults",
     "harness_mode",
     "drift",
+    "stall_ms",
+    "incident_seconds",
 )
 """Settings ``POST /_sandbox/control`` accepts."""
 
@@ -70,7 +76,14 @@ class SandboxConfig:
     slow_ms: int = 5000
     retry_after: bool = False
     """Also send `Retry-After` with 429s (not documented by Split, contract §1.4)."""
-    max_consecutive_faults: int = 2
+    max_consecutive_faults: int | None = None
+    """Faults in a row per request at most; None: no cap, as on a real network (a request
+    can fail any number of times in a row, with probability fault_rate each time)."""
+    stall_ms: int = 600_000
+    """How long the 'stall' fault holds a response after its headers (then it hangs up)."""
+    incident_until: float = 0.0
+    """Wall-clock time (epoch seconds) until which every API request fails: an incident.
+    Set through ``incident_seconds`` (CLI option or control), which starts one now."""
     harness_mode: bool = False
     """Behave like an account migrated to Harness: /users and /groups are refused (403).
     Contract §1.2 says they "will not function" there; the exact error is undocumented."""
@@ -96,8 +109,10 @@ class SandboxConfig:
                 f"fault_kinds must be a non-empty subset of {', '.join(FAULT_KINDS)}; "
                 f"unknown: {', '.join(unknown) or 'none given'}"
             )
-        if self.max_consecutive_faults < 0:
-            raise ConfigError("max_consecutive_faults must be 0 or more")
+        if self.max_consecutive_faults is not None and self.max_consecutive_faults < 0:
+            raise ConfigError("max_consecutive_faults must be 0 or more, or null for no cap")
+        if self.stall_ms < 0:
+            raise ConfigError("stall_ms must be 0 or more")
         unknown_drift = [kind for kind in self.drift if kind not in DRIFT_KINDS]
         if unknown_drift:
             raise ConfigError(
@@ -121,9 +136,14 @@ class SandboxConfig:
         try:
             if "generation" in values:
                 values["generation"] = int(values["generation"])
-            for name in ("latency_ms", "slow_ms", "max_consecutive_faults"):
+            for name in ("latency_ms", "slow_ms", "stall_ms"):
                 if name in values:
                     values[name] = int(values[name])
+            if "max_consecutive_faults" in values:
+                values["max_consecutive_faults"] = parse_fault_cap(values["max_consecutive_faults"])
+            if "incident_seconds" in values:
+                seconds = float(values.pop("incident_seconds"))
+                values["incident_until"] = time.time() + seconds if seconds > 0 else 0.0
             if "rate_limit" in values and values["rate_limit"] is not None:
                 values["rate_limit"] = int(values["rate_limit"])
             if "fault_rate" in values:
@@ -166,6 +186,14 @@ def parse_fault_kinds(value: str | list[str] | tuple[str, ...] | None) -> tuple[
             f"unknown fault kinds {', '.join(unknown)}; known: {', '.join(FAULT_KINDS)}"
         )
     return kinds
+
+
+def parse_fault_cap(value: object) -> int | None:
+    """A cap on consecutive faults: a number, or None / "none" / -1 for no cap."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("none", "")):
+        return None
+    cap = int(value)  # type: ignore[call-overload]
+    return None if cap < 0 else cap
 
 
 def parse_drift(value: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:

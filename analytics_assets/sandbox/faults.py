@@ -2,9 +2,13 @@
 
 Whether a request fails, and how, is a pure function of (seed, request fingerprint, attempt
 number of that fingerprint), where the fingerprint is method + path + sorted query. So the
-same client behaviour meets the same faults in every run. A fingerprint never fails more than
-``max_consecutive_faults`` times in a row, so a client that retries that many times plus one
-always gets through, and a fault never changes the data that is eventually served.
+same client behaviour meets the same faults in every run. By default each attempt fails with
+probability ``fault_rate`` whatever happened before, as on a real network: a request can fail
+any number of times in a row. ``max_consecutive_faults`` caps that, for tests that need a
+bound. A fault never changes the data that is eventually served.
+
+An *incident* (``incident_until``) fails every request until that moment, as an API outage
+does; its faults are drawn from ``fault_kinds`` the same way.
 
 Kinds:
 
@@ -13,7 +17,11 @@ Kinds:
 * ``html``: a 502 or 503 with a proxy's ``text/html`` error page;
 * ``slow``: the real answer, after ``slow_ms`` (meant to exceed client timeouts);
 * ``truncated``: a 200 whose JSON body is cut short, with a matching Content-Length;
-* ``drop``: the real headers and part of the body, then the connection is closed.
+* ``drop``: the real headers and part of the body, then the connection is closed;
+* ``shape``: a 200 with valid JSON of the wrong shape (the records key missing or null, a
+  ``{"message": ...}`` object, JSON ``null``), as a misconfigured proxy or API gateway sends;
+* ``stall``: the real headers, then no body for ``stall_ms``, then the connection is closed;
+* ``drip``: the real answer, one byte a second.
 """
 
 from __future__ import annotations
@@ -21,7 +29,9 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 from collections import defaultdict
+from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from analytics_assets.sandbox.config import SandboxConfig
@@ -50,23 +60,28 @@ class FaultInjector:
 
     def decide(self, config: SandboxConfig, fingerprint: str) -> str | None:
         """The fault kind for this attempt of ``fingerprint``, or None to serve normally."""
-        if config.fault_rate <= 0 or config.max_consecutive_faults == 0:
+        in_incident = config.incident_until > time.time()
+        cap = config.max_consecutive_faults
+        if not in_incident and (config.fault_rate <= 0 or cap == 0):
             return None
         with self._lock:
             self._attempts[fingerprint] += 1
             attempt = self._attempts[fingerprint]
-            if self._consecutive[fingerprint] >= config.max_consecutive_faults:
-                self._consecutive[fingerprint] = 0
-                return None
             digest = hashlib.blake2b(
                 f"{config.seed}|{fingerprint}|{attempt}".encode(), digest_size=8
             ).digest()
+            kind = config.fault_kinds[int.from_bytes(digest[4:], "big") % len(config.fault_kinds)]
+            if in_incident:
+                return kind
+            if cap is not None and self._consecutive[fingerprint] >= cap:
+                self._consecutive[fingerprint] = 0
+                return None
             draw = int.from_bytes(digest[:4], "big") / 2**32
             if draw >= config.fault_rate:
                 self._consecutive[fingerprint] = 0
                 return None
             self._consecutive[fingerprint] += 1
-            return config.fault_kinds[int.from_bytes(digest[4:], "big") % len(config.fault_kinds)]
+            return kind
 
 
 def _json_body(status: int, message: str) -> bytes:
@@ -112,3 +127,33 @@ def error_fault_response(kind: str, fingerprint: str) -> tuple[int, Headers, byt
 
 REPLACING_KINDS = frozenset({"500", "502", "503", "504", "429", "html"})
 """Kinds answered without running the API at all."""
+
+
+def wrong_shape_body(real_body: bytes, fingerprint: str) -> bytes:
+    """A valid JSON body of the wrong shape, derived from the real one (the ``shape`` fault).
+
+    Which of the wrong shapes is served is reproducible per fingerprint.
+    """
+    try:
+        real: Any = json.loads(real_body)
+    except ValueError:
+        real = None
+    choice = hashlib.blake2b(f"shape|{fingerprint}".encode(), digest_size=1).digest()[0] % 4
+    message: Any = {"message": "Service temporarily degraded, please retry"}
+    if choice == 0 or not isinstance(real, dict):
+        wrong = message if choice != 1 else None
+    elif choice == 1:
+        wrong = None
+    else:
+        lists = [key for key, value in real.items() if isinstance(value, list)]
+        wrong = dict(real)
+        for key in lists:
+            if choice == 2:
+                del wrong[key]  # the records key is missing
+            else:
+                wrong[key] = {"items": real[key]}  # an object where the list belongs
+    return json.dumps(wrong).encode()
+
+
+STREAMING_KINDS = frozenset({"stall", "drip"})
+"""Kinds that serve the real headers and then misbehave in the body."""

@@ -27,8 +27,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from analytics_assets.sandbox.endpoints import API_PREFIX
 from analytics_assets.sandbox.faults import (
     REPLACING_KINDS,
+    STREAMING_KINDS,
     error_fault_response,
     request_fingerprint,
+    wrong_shape_body,
 )
 from analytics_assets.sandbox.pagination import ApiError
 from analytics_assets.sandbox.ratelimit import RateDecision
@@ -140,11 +142,19 @@ class ApiGateway:
         elif fault == "slow":
             await asyncio.sleep(config.slow_ms / 1000)
             await self._admit(scope, receive, send)
+        elif fault in STREAMING_KINDS:
+            await self._misbehave_in_body(fault, scope, receive, send)
         else:
-            await self._cut_short(fault, scope, receive, send)
+            await self._cut_short(fault, fingerprint, scope, receive, send)
 
-    async def _cut_short(self, fault: str, scope: Scope, receive: Receive, send: Send) -> None:
-        """Serve the real answer, but truncated (valid HTTP) or dropped mid-body."""
+    async def _misbehave_in_body(
+        self, fault: str, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        """The real status and headers at once, then a body that stalls or drips.
+
+        A client whose timeout is per socket read never times out on a drip (every read
+        gets a byte), and a stall past the headers is invisible to a connect timeout.
+        """
         messages: list[Message] = []
 
         async def capture(message: Message) -> None:
@@ -154,6 +164,45 @@ class ApiGateway:
         start = next(m for m in messages if m["type"] == "http.response.start")
         body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
         headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+        await send(
+            {
+                "type": "http.response.start",
+                "status": start["status"],
+                "headers": [*headers, (b"content-length", str(len(body)).encode())],
+            }
+        )
+        if fault == "stall":
+            await asyncio.sleep(self.state.config.stall_ms / 1000)
+            return  # hang up without the body: the client sees an incomplete read
+        for index in range(len(body)):
+            await send(
+                {
+                    "type": "http.response.body",
+                    "body": body[index : index + 1],
+                    "more_body": index + 1 < len(body),
+                }
+            )
+            if index + 1 < len(body):
+                await asyncio.sleep(1.0)
+
+    async def _cut_short(
+        self, fault: str, fingerprint: str, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        """Serve the real answer truncated (valid HTTP), dropped mid-body, or wrong-shaped."""
+        messages: list[Message] = []
+
+        async def capture(message: Message) -> None:
+            messages.append(message)
+
+        await self._admit(scope, receive, capture)
+        start = next(m for m in messages if m["type"] == "http.response.start")
+        body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
+        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+        if fault == "shape":
+            status = start["status"]
+            wrong = wrong_shape_body(body, fingerprint) if status == 200 else body
+            await _send_simple(send, status, headers, wrong)
+            return
         cut = body[: max(1, len(body) // 2)] if body else b""
         if fault == "truncated":
             await _send_simple(send, start["status"], headers, cut)

@@ -59,6 +59,8 @@ class SandboxProcess:
         retry_after: bool = False,
         harness_mode: bool = False,
         max_consecutive_faults: int | None = None,
+        stall_ms: int | None = None,
+        incident_seconds: float | None = None,
         drift: str | list[str] | tuple[str, ...] | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -87,6 +89,8 @@ class SandboxProcess:
             "--fault-rate": fault_rate,
             "--slow-ms": slow_ms,
             "--max-consecutive-faults": max_consecutive_faults,
+            "--stall-ms": stall_ms,
+            "--incident-seconds": incident_seconds,
         }
         if drift:
             optional["--drift"] = drift if isinstance(drift, str) else ",".join(drift)

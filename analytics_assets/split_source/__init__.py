@@ -11,7 +11,6 @@ SPLIT_MAX_REQUESTS_PER_SECOND, SPLIT_MAX_RETRIES, SPLIT_BACKOFF_FACTOR, SPLIT_RE
 SPLIT_MAX_CONCURRENT_REQUESTS.
 """
 
-from analytics_assets.split_source.client import RequestStats
 from analytics_assets.split_source.errors import (
     SplitApiError,
     SplitAuthError,
@@ -29,6 +28,7 @@ from analytics_assets.split_source.settings import (
     upstream_tables,
 )
 from analytics_assets.split_source.source import EnvironmentRef, SyncScope, split_source
+from analytics_assets.split_source.stats import RequestStats
 
 __all__ = [
     "ENDPOINTS",

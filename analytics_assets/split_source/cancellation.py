@@ -12,6 +12,7 @@ Signals are delivered to a process, not to one sync, so a signal handler calls
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import weakref
 from collections.abc import Callable
@@ -52,10 +53,9 @@ class Cancellation:
             callbacks = list(self._callbacks.values())
             self._callbacks.clear()
         for callback in callbacks:
-            try:
+            # closing a socket that is already gone is fine
+            with contextlib.suppress(Exception):
                 callback()
-            except Exception:  # closing a socket that is already gone is fine
-                pass
 
     def check(self) -> None:
         """Raise ``SyncCancelled`` if the sync was stopped."""

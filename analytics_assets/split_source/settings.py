@@ -13,9 +13,13 @@ configuration interface of the project:
 ``SPLIT_API_BASE_URL``             Default ``https://api.split.io/internal/api``.
 ``SPLIT_AUTH_SCHEME``              ``bearer`` (default) or ``x-api-key`` (Harness accounts).
 ``SPLIT_MAX_REQUESTS_PER_SECOND``  Optional client-side pacing limit.
-``SPLIT_MAX_RETRIES``              Retries per request (default 3).
-``SPLIT_BACKOFF_FACTOR``           Exponential backoff factor in seconds (default 2).
-``SPLIT_REQUEST_TIMEOUT``          Seconds per request (default 60).
+``SPLIT_MAX_RETRIES``              Retries per request after transient faults (default 20).
+``SPLIT_BACKOFF_FACTOR``           Backoff base in seconds (default 2): full jitter, doubling.
+``SPLIT_MAX_BACKOFF``              Longest single backoff in seconds (default 60).
+``SPLIT_REQUEST_TIMEOUT``          Seconds a socket read may wait (default 60).
+``SPLIT_REQUEST_DEADLINE``         Seconds one whole request may take, body included (300).
+``SPLIT_MAX_SERVER_WAIT``          Longest rate-limit wait a server may ask for (900 s).
+``SPLIT_RATE_LIMIT_WAIT_BUDGET``   Total rate-limit waiting per sync (default 3600 s).
 ``SPLIT_MAX_CONCURRENT_REQUESTS``  Requests in flight at once (default 4).
 =================================  ==========================================================
 """
@@ -23,6 +27,7 @@ configuration interface of the project:
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Literal
@@ -278,40 +283,79 @@ def upstream_tables(endpoint: Endpoint) -> tuple[str, ...]:
 TABLES: tuple[str, ...] = tuple(ENDPOINTS_BY_TABLE)
 
 
+_NUMBER_HINTS = {
+    "SPLIT_MAX_REQUESTS_PER_SECOND": "requests per second, e.g. 3 or 0.5",
+    "SPLIT_MAX_RETRIES": "a whole number of retries, e.g. 20",
+    "SPLIT_BACKOFF_FACTOR": "seconds, e.g. 2",
+    "SPLIT_MAX_BACKOFF": "seconds, e.g. 60",
+    "SPLIT_REQUEST_TIMEOUT": "seconds, e.g. 60",
+    "SPLIT_REQUEST_DEADLINE": "seconds, e.g. 300",
+    "SPLIT_MAX_SERVER_WAIT": "seconds, e.g. 900",
+    "SPLIT_RATE_LIMIT_WAIT_BUDGET": "seconds, e.g. 3600",
+    "SPLIT_MAX_CONCURRENT_REQUESTS": "a whole number, e.g. 4",
+}
+
+
 def _env_number(environ: Mapping[str, str], name: str, kind: type, default: object) -> object:
     raw = environ.get(name)
     if raw is None or raw.strip() == "":
         return default
+    hint = _NUMBER_HINTS.get(name, "a number")
     try:
-        value = kind(raw)
+        value = kind(raw.strip())
     except ValueError:
         raise SplitConfigurationError(
-            f"{name}={raw!r} is not a valid {kind.__name__}; set it to a number or unset it."
+            f"{name}={raw!r} is not valid; set it to {hint}, or unset it for the default."
         ) from None
+    if value != value or value in (float("inf"), float("-inf")):  # NaN or infinite
+        raise SplitConfigurationError(f"{name}={raw!r} is not valid; set it to {hint}.")
     if value < 0:
-        raise SplitConfigurationError(f"{name} must not be negative (got {raw!r}).")
+        raise SplitConfigurationError(f"{name} must not be negative (got {raw!r}); use {hint}.")
     return value
 
 
 @dataclass(frozen=True)
 class SplitSettings:
-    """How to reach the API. The key is kept out of ``repr`` and every message."""
+    """How to reach the API, and how patiently. The key is kept out of ``repr`` and messages.
+
+    Retries: a transient fault (5xx, a dropped or stalled connection, a timeout, a body that is
+    not the documented shape) is retried up to ``max_retries`` times with exponential backoff
+    and full jitter (``backoff_factor`` doubling, at most ``max_backoff``). The defaults ride
+    out an API incident of several minutes. A 429 that says when to come back is flow
+    control, not a fault: it is waited out without using a retry, up to ``max_server_wait``
+    per answer and ``rate_limit_wait_budget`` per sync.
+    """
 
     api_key: str = field(repr=False)
     base_url: str = DEFAULT_BASE_URL
     auth_scheme: str = "bearer"
     max_requests_per_second: float | None = None
-    max_retries: int = 3
+    max_retries: int = 20
     backoff_factor: float = 2.0
+    max_backoff: float = 60.0
     request_timeout: float = 60.0
+    request_deadline: float = 300.0
+    max_server_wait: float = 900.0
+    rate_limit_wait_budget: float = 3600.0
     max_concurrent_requests: int = 4
 
     def __post_init__(self) -> None:
-        if not self.api_key or not self.api_key.strip():
+        # Keys pasted from a secret file often end in a newline; surrounding whitespace is
+        # never part of a key.
+        object.__setattr__(self, "api_key", (self.api_key or "").strip())
+        if not self.api_key:
             raise SplitConfigurationError(
                 "No Split Admin API key. Set SPLIT_API_KEY (or `api_key` in .dlt/secrets.toml);"
                 " create a key in Split under Admin settings > API keys (type Admin)."
             )
+        if not _HEADER_SAFE.fullmatch(self.api_key):
+            raise SplitConfigurationError(
+                "SPLIT_API_KEY contains a character that cannot be sent in an HTTP header (a"
+                " space, a line break, a quote mark or a non-ASCII character inside the key)."
+                " Copy the key again from Split's Admin settings > API keys. (The key is not"
+                " shown here.)"
+            )
+        object.__setattr__(self, "base_url", (self.base_url or "").strip())
         parts = urlsplit(self.base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise SplitConfigurationError(
@@ -324,9 +368,23 @@ class SplitSettings:
                 f" {', '.join(AUTH_SCHEMES)}."
             )
         if self.max_requests_per_second is not None and self.max_requests_per_second <= 0:
-            raise SplitConfigurationError("SPLIT_MAX_REQUESTS_PER_SECOND must be positive.")
+            raise SplitConfigurationError(
+                "SPLIT_MAX_REQUESTS_PER_SECOND must be more than 0 (e.g. 3, or 0.5 for one"
+                " request every two seconds); unset it to learn the limit from the API."
+            )
+        for name, value in (
+            ("SPLIT_REQUEST_TIMEOUT", self.request_timeout),
+            ("SPLIT_REQUEST_DEADLINE", self.request_deadline),
+        ):
+            if value <= 0:
+                raise SplitConfigurationError(
+                    f"{name} must be more than 0 seconds (got {value:g}); it bounds how long"
+                    f" a request may wait, e.g. {_NUMBER_HINTS[name].split('e.g. ')[1]}."
+                )
         if self.max_concurrent_requests < 1:
-            raise SplitConfigurationError("SPLIT_MAX_CONCURRENT_REQUESTS must be at least 1.")
+            raise SplitConfigurationError(
+                "SPLIT_MAX_CONCURRENT_REQUESTS must be at least 1 (e.g. 4)."
+            )
 
     @property
     def normalized_base_url(self) -> str:
@@ -343,22 +401,34 @@ class SplitSettings:
         """Resolve settings from SPLIT_* variables, then dlt secrets for the key."""
         env = os.environ if environ is None else environ
         api_key = overrides.pop("api_key", None) or env.get("SPLIT_API_KEY")
-        if not api_key:
+        if not api_key or not str(api_key).strip():
             api_key = _key_from_dlt_secrets()
+        defaults = cls.__dataclass_fields__
+        numbers: dict[str, object] = {}
+        for name, kind in (
+            ("max_requests_per_second", float),
+            ("max_retries", int),
+            ("backoff_factor", float),
+            ("max_backoff", float),
+            ("request_timeout", float),
+            ("request_deadline", float),
+            ("max_server_wait", float),
+            ("rate_limit_wait_budget", float),
+            ("max_concurrent_requests", int),
+        ):
+            numbers[name] = _env_number(env, f"SPLIT_{name.upper()}", kind, defaults[name].default)
         values: dict[str, object] = {
             "api_key": api_key or "",
             "base_url": env.get("SPLIT_API_BASE_URL") or DEFAULT_BASE_URL,
             "auth_scheme": (env.get("SPLIT_AUTH_SCHEME") or "bearer").strip().lower(),
-            "max_requests_per_second": _env_number(
-                env, "SPLIT_MAX_REQUESTS_PER_SECOND", float, None
-            ),
-            "max_retries": _env_number(env, "SPLIT_MAX_RETRIES", int, 3),
-            "backoff_factor": _env_number(env, "SPLIT_BACKOFF_FACTOR", float, 2.0),
-            "request_timeout": _env_number(env, "SPLIT_REQUEST_TIMEOUT", float, 60.0),
-            "max_concurrent_requests": _env_number(env, "SPLIT_MAX_CONCURRENT_REQUESTS", int, 4),
+            **numbers,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
+
+
+# Visible ASCII only: what an HTTP header value can carry without being refused or rewritten.
+_HEADER_SAFE = re.compile(r"[\x21-\x7e]+")
 
 
 def _key_from_dlt_secrets() -> str | None:

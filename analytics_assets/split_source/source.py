@@ -1,26 +1,28 @@
-"""The dlt source for the Split Admin API, built on dlt's rest_api.
+"""The dlt source for the Split Admin API: one dlt resource per table of the endpoint table.
 
-Every table in ``settings.ENDPOINTS`` becomes a rest_api resource; parent/child paths use
-rest_api's resolve mechanism (``{resources.<parent>.<field>}``). Two places go beyond the
-declarative config, through dlt's own extension points:
+Resources are built from ``settings.ENDPOINTS`` with dlt's resource and transformer
+machinery: workspace tables are transformers over ``workspaces``, environment tables over
+``environments``, ``segments_keys`` over ``environment_segments``, so a child's requests
+follow its parent's rows, and every scope's read runs in dlt's worker pool (the
+transport's in-flight bound and pacer keep the total within the rate limit).
 
-- ``segments_keys`` is a parallelized dlt transformer over ``environment_segments``: segment
-  names must be URL-quoted in the path, and its pages are loaded as Arrow tables because it
-  is by far the largest table (up to 100,000 keys per segment).
-- Every scoped table gets a step that turns an empty scope's empty page into dlt's
-  "materialize table" marker, so the load still runs the scoped merge and deletes rows that
-  vanished from Split even when nothing at all is left in that scope.
+Each scope (a workspace's flags, an environment's definitions, a status of users) is read
+whole by ``reading.read_scope`` before any of it is yielded: pages are validated against the
+endpoint's documented shape, re-read if they moved, and only a complete, consistent read
+reaches dlt. That is why the source does not use rest_api's streaming page loop, whose pages
+are handed to dlt as they arrive and cannot be taken back.
 
 Write semantics: each table is merged with dlt's ``delete-insert`` (``scd2`` for flag
 definitions) and a ``destination_scope`` that covers exactly the scopes this run fetched.
 A run replaces its scopes atomically and never touches other workspaces or environments.
+An empty scope still runs its scoped merge (``MaterializeEmptyScope``), so rows of objects
+deleted in Split disappear even when nothing is left in that scope.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -29,22 +31,19 @@ import dlt
 import pyarrow as pa
 from dlt.extract.items_transform import ItemTransform
 from dlt.sources import DltResource
-from dlt.sources.helpers.rest_client.exceptions import IgnoreResponseException
-from dlt.sources.rest_api import rest_api_resources
 
-from analytics_assets.split_source.client import (
-    RequestStats,
-    SplitMarkerPaginator,
-    SplitOffsetPaginator,
-    SplitSession,
-)
-from analytics_assets.split_source.errors import SplitConfigurationError
+from analytics_assets.split_source.cancellation import Cancellation
+from analytics_assets.split_source.errors import SplitApiError, SplitConfigurationError
+from analytics_assets.split_source.paging import MarkerPaging, OffsetPaging, Paging, SinglePage
+from analytics_assets.split_source.reading import read_offset_scope_concurrently, read_scope
 from analytics_assets.split_source.settings import (
     ENDPOINTS,
     ENDPOINTS_BY_TABLE,
     Endpoint,
     SplitSettings,
 )
+from analytics_assets.split_source.stats import RequestStats
+from analytics_assets.split_source.transport import RequestContext, SplitTransport
 
 logger = logging.getLogger("analytics_assets.split_source")
 
@@ -145,18 +144,6 @@ class MaterializeEmptyScope(ItemTransform[Any, Any]):
         return item
 
 
-def _rename_parent_fields(mapping: dict[str, str]) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    """rest_api adds parent fields as `_<parent>_<field>`; give them their table names."""
-
-    def rename(record: dict[str, Any]) -> dict[str, Any]:
-        for source_name, target_name in mapping.items():
-            if source_name in record:
-                record[target_name] = record.pop(source_name)
-        return record
-
-    return rename
-
-
 def _write_disposition(endpoint: Endpoint, scope: SyncScope) -> dict[str, Any]:
     disposition: dict[str, Any] = {
         "disposition": "merge",
@@ -174,221 +161,218 @@ def _key_columns(endpoint: Endpoint) -> dict[str, Any]:
     return {name: {"data_type": "text", "nullable": False} for name in dict.fromkeys(names)}
 
 
-def _paginator(endpoint: Endpoint) -> Any:
+def paging_for(endpoint: Endpoint) -> Paging:
+    """How an endpoint's pages are read, from its row of the endpoint table."""
     if endpoint.pagination == "offset":
         assert endpoint.page_size and endpoint.total
-        return SplitOffsetPaginator(limit=endpoint.page_size, total_key=endpoint.total)
+        totals = tuple(dict.fromkeys((endpoint.total, "count", "totalCount")))
+        if endpoint.total == "totalCount":
+            totals = ("totalCount",)
+        return OffsetPaging(endpoint.page_size, endpoint.records, totals)
     if endpoint.pagination == "marker":
-        return SplitMarkerPaginator()
-    return "single_page"
+        assert endpoint.page_size
+        return MarkerPaging(endpoint.page_size, tuple(endpoint.records.split(",")))
+    return SinglePage()
 
 
-def _harness_optional_hook(endpoint: Endpoint, settings: SplitSettings) -> Callable[..., Any]:
-    """users/groups are deprecated for Harness-migrated accounts (contract §1.2): skip, warn."""
-    refused = {403, 404, 410} | ({401} if settings.auth_scheme == "x-api-key" else set())
-
-    def hook(response: Any, *args: Any, **kwargs: Any) -> None:
-        if response.status_code in refused:
-            logger.warning(
-                "Split API refused %s with HTTP %s; skipping table `%s` and keeping what the"
-                " warehouse has. Users and groups need an Admin API key with GLOBAL scope, and"
-                " are unavailable for Harness-migrated accounts.",
-                endpoint.path,
-                response.status_code,
-                endpoint.table,
-            )
-            raise IgnoreResponseException
-
-    return hook
+def _rows(items: Any) -> Iterator[dict[str, Any]]:
+    """Parent items as rows: a page (list) or one row; dlt's markers are not rows."""
+    for item in items if isinstance(items, list) else [items]:
+        if isinstance(item, dict):
+            yield item
 
 
-def _resource_config(endpoint: Endpoint, scope: SyncScope, settings: SplitSettings) -> dict:
-    placeholders = {"workspace_id": "{resources.workspaces.id}"}
-    parent_fields: dict[str, str] = {}
-    if endpoint.scope == "environment":
-        placeholders = {
-            "workspace_id": "{resources.environments.workspace_id}",
-            "environment_id": "{resources.environments.id}",
+class _Tables:
+    """Builds the resources of one source: one transport, one scope, one set of settings."""
+
+    def __init__(self, transport: SplitTransport, scope: SyncScope, settings: SplitSettings):
+        self.transport = transport
+        self.scope = scope
+        self.settings = settings
+
+    def read(
+        self, endpoint: Endpoint, placeholders: dict[str, str], scope: tuple[tuple[str, str], ...]
+    ) -> list[dict[str, Any]] | None:
+        """One scope of one endpoint; None when the API refused a table that is optional."""
+        path = endpoint.path.format(
+            **{name: quote(value, safe="") for name, value in placeholders.items()}
+        )
+        params: dict[str, Any] = {k: v.format(**placeholders) for k, v in endpoint.params.items()}
+        context = RequestContext(endpoint, path, scope)
+        try:
+            return read_scope(self.transport, context, params, paging_for(endpoint))
+        except SplitApiError as error:
+            if endpoint.optional_for_harness and error.status in self._refused_statuses():
+                logger.warning(
+                    "Split API refused %s with HTTP %s; skipping table `%s` and keeping what"
+                    " the warehouse has. Users and groups need an Admin API key with GLOBAL"
+                    " scope, and are unavailable for Harness-migrated accounts.",
+                    context.where,
+                    error.status,
+                    endpoint.table,
+                )
+                return None
+            raise
+
+    def _refused_statuses(self) -> set[int]:
+        return {403, 404, 410} | ({401} if self.settings.auth_scheme == "x-api-key" else set())
+
+    def resource_options(self, endpoint: Endpoint) -> dict[str, Any]:
+        options: dict[str, Any] = {
+            "name": endpoint.table,
+            "primary_key": None if endpoint.history else list(endpoint.primary_key),
+            "write_disposition": _write_disposition(endpoint, self.scope),
+            "columns": _key_columns(endpoint),
         }
-        parent_fields = {
-            "_environments_workspace_id": "workspace_id",
-            "_environments_id": "environment_id",
-        }
-    elif endpoint.scope == "workspace":
-        parent_fields = {"_workspaces_id": "workspace_id"}
-    if endpoint.statuses:
-        placeholders["status"] = f"{{resources.{_status_resource(endpoint)}.status}}"
+        if endpoint.history:
+            # Targeting rules and treatments stay whole JSON documents in each version's row,
+            # so a version is one row. dlt's row hash covers every field: any change in Split
+            # (including lastTrafficReceivedAt) makes a new version; the current one is exact.
+            options["max_table_nesting"] = 0
+        return options
 
-    params: dict[str, Any] = {k: v.format(**placeholders) for k, v in endpoint.params.items()}
-    if endpoint.pagination in ("offset", "marker"):
-        params["limit"] = endpoint.page_size
-    endpoint_config: dict[str, Any] = {
-        "path": endpoint.path.format(**placeholders),
-        "params": params,
-        "data_selector": endpoint.records,
-        "paginator": _paginator(endpoint),
-    }
-    if endpoint.optional_for_harness:
-        endpoint_config["response_actions"] = [_harness_optional_hook(endpoint, settings)]
-    config: dict[str, Any] = {
-        "name": endpoint.table,
-        "endpoint": endpoint_config,
-        "primary_key": None if endpoint.history else list(endpoint.primary_key),
-        "write_disposition": _write_disposition(endpoint, scope),
-        "columns": _key_columns(endpoint),
-        # Every resource runs in dlt's worker pool, and a child's requests for different
-        # parents too: with latency L and a limit R, R x L requests must be in flight to reach
-        # the limit. The session's semaphore and pacer keep the total within bounds.
-        "parallelized": True,
-    }
-    if parent_fields:
-        config["include_from_parent"] = [
-            name.removeprefix("_environments_").removeprefix("_workspaces_")
-            for name in parent_fields
+    def organisation_table(self, endpoint: Endpoint) -> DltResource:
+        def statuses() -> Iterator[Any]:
+            for status in endpoint.statuses or (None,):
+                yield lambda status=status: self._organisation_scope(endpoint, status)
+
+        return dlt.resource(statuses, parallelized=True, **self.resource_options(endpoint))
+
+    def _organisation_scope(self, endpoint: Endpoint, status: str | None) -> Any:
+        placeholders = {"status": status} if status else {}
+        scope = (("status", status),) if status else ()
+        return self.read(endpoint, placeholders, scope) or []
+
+    def workspaces(self) -> DltResource:
+        endpoint = ENDPOINTS_BY_TABLE["workspaces"]
+        if self.scope.workspace_ids is not None:
+            return _static_resource("workspaces", [{"id": w} for w in self.scope.workspace_ids])
+
+        def workspaces() -> Iterator[dict[str, Any]]:
+            # One row at a time, so each workspace's children are read in parallel.
+            yield from self.read(endpoint, {}, ()) or []
+
+        return dlt.resource(workspaces, **self.resource_options(endpoint))
+
+    def child_table(self, endpoint: Endpoint, parent: DltResource) -> DltResource:
+        fetch = (
+            self._environment_scope if endpoint.scope == "environment" else self._workspace_scope
+        )
+
+        def scopes(items: Any) -> Iterator[Callable[[], Any]]:
+            for row in _rows(items):
+                # Deferred calls run in dlt's worker pool: many scopes in flight at once.
+                yield lambda row=row: fetch(endpoint, row)
+
+        resource = dlt.transformer(
+            scopes, data_from=parent, parallelized=True, **self.resource_options(endpoint)
+        )
+        resource.add_step(MaterializeEmptyScope())
+        return resource
+
+    def _workspace_scope(self, endpoint: Endpoint, workspace: dict[str, Any]) -> list[dict]:
+        workspace_id = str(workspace["id"])
+        records = self.read(
+            endpoint, {"workspace_id": workspace_id}, (("workspace", workspace_id),)
+        )
+        return [{**record, "workspace_id": workspace_id} for record in records or []]
+
+    def _environment_scope(self, endpoint: Endpoint, environment: dict[str, Any]) -> list[dict]:
+        workspace_id = str(environment["workspace_id"])
+        environment_id = str(environment["id"])
+        records = self.read(
+            endpoint,
+            {"workspace_id": workspace_id, "environment_id": environment_id},
+            (("workspace", workspace_id), ("environment", environment_id)),
+        )
+        return [
+            {**record, "environment_id": environment_id, "workspace_id": workspace_id}
+            for record in records or []
         ]
-        config["processing_steps"] = [{"map": _rename_parent_fields(parent_fields)}]
-    if endpoint.history:
-        # Targeting rules and treatments stay whole JSON documents in each version's row, so
-        # a version is one row. dlt's row hash covers every field: any change in Split
-        # (including lastTrafficReceivedAt) makes a new version, and the current one is exact.
-        config["max_table_nesting"] = 0
-    return config
 
+    def environments(self, workspaces: DltResource) -> DltResource:
+        if self.scope.environments is not None:
+            return _static_resource(
+                "environments",
+                [
+                    {"id": e.environment_id, "workspace_id": e.workspace_id}
+                    for e in self.scope.environments
+                ],
+            )
+        return self.child_table(ENDPOINTS_BY_TABLE["environments"], workspaces)
 
-def _status_resource(endpoint: Endpoint) -> str:
-    return f"{endpoint.table}_statuses"
+    def segments_keys(self, environment_segments: DltResource) -> DltResource:
+        endpoint = ENDPOINTS_BY_TABLE["segments_keys"]
+        paging = paging_for(endpoint)
+        assert isinstance(paging, OffsetPaging)
+        arrow_schema = pa.schema(
+            [
+                pa.field(name, pa.string(), nullable=False)
+                for name in ("environment_id", "segment_name", "key", "workspace_id")
+            ]
+        )
+
+        def fetch_segment(segment: dict[str, Any]) -> pa.Table:
+            environment_id = str(segment["environment_id"])
+            name = str(segment["name"])
+            workspace_id = str(segment.get("workspace_id"))
+            path = endpoint.path.format(
+                environment_id=quote(environment_id, safe=""), segment_name=quote(name, safe="")
+            )
+            context = RequestContext(
+                endpoint,
+                path,
+                (("workspace", workspace_id), ("environment", environment_id), ("segment", name)),
+            )
+            records = read_offset_scope_concurrently(
+                self.transport, context, {}, paging, self.settings.max_concurrent_requests
+            )
+            # Only the key strings are kept: the parsed pages are dropped here.
+            keys = [str(record["key"]) for record in records]
+            count = len(keys)
+            return pa.Table.from_arrays(
+                [
+                    pa.array([environment_id] * count, pa.string()),
+                    pa.array([name] * count, pa.string()),
+                    pa.array(keys, pa.string()),
+                    pa.array([workspace_id] * count, pa.string()),
+                ],
+                schema=arrow_schema,
+            )
+
+        scheduled: set[tuple[str, str]] = set()
+
+        def segments_keys(segments: Any) -> Iterator[Callable[[], pa.Table]]:
+            for segment in _rows(segments):
+                pair = (segment["environment_id"], segment["name"])
+                if pair in scheduled:
+                    continue
+                scheduled.add(pair)
+                yield lambda segment=segment: fetch_segment(segment)
+
+        resource = dlt.transformer(
+            segments_keys,
+            data_from=environment_segments,
+            name="segments_keys",
+            primary_key=list(endpoint.primary_key),
+            # Each (environment, segment) is read once and whole, its keys unique (the read
+            # checks it): the merge can skip its own de-duplication (a window over every
+            # staged row, the largest memory cost of loading a million keys).
+            write_disposition={**_write_disposition(endpoint, self.scope), "deduplicated": True},
+            parallelized=True,
+        )
+        resource.add_step(_EmptyArrowScope())
+        return resource
 
 
 def _static_resource(name: str, rows: Sequence[dict[str, Any]]) -> DltResource:
     """A parent that yields known scope rows instead of asking the API for them."""
 
-    def rows_as_one_page() -> Iterator[list[dict[str, Any]]]:
-        yield [dict(r) for r in rows]
+    def rows_one_by_one() -> Iterator[dict[str, Any]]:
+        for row in rows:
+            yield dict(row)
 
-    return dlt.resource(rows_as_one_page, name=name, selected=False)
-
-
-def _segments_keys_resource(
-    parent: DltResource, session: SplitSession, scope: SyncScope, settings: SplitSettings
-) -> DltResource:
-    endpoint = ENDPOINTS_BY_TABLE["segments_keys"]
-    arrow_schema = pa.schema(
-        [
-            pa.field(name, pa.string(), nullable=False)
-            for name in ("environment_id", "segment_name", "key", "workspace_id")
-        ]
-    )
-
-    raise_for_status = _raise_for_status(endpoint)
-
-    def get_page(url: str, offset: int) -> tuple[list[str], int] | None:
-        """(keys, total) of one page; None when the segment is not active (any more) there.
-
-        Only the key strings are kept: a page's parsed JSON is dropped as soon as it is read.
-        """
-        response = session.get(
-            url,
-            params={"limit": endpoint.page_size, "offset": offset},
-            hooks={"response": [raise_for_status]},
-        )
-        if response.status_code == 404:  # let through only where it means "nothing here"
-            return None
-        body = response.json()
-        return [r["key"] for r in body[endpoint.records]], int(body.get(endpoint.total) or 0)
-
-    def read_keys(url: str) -> list[str]:
-        """All keys of one segment, its pages after the first fetched concurrently.
-
-        The first page gives the total, so every other offset is known at once: a large
-        segment is not read one latency at a time (with R x latency > 1 a sequential tail
-        would leave the rate limit unused). The result equals sequential offset paging: a
-        short page or a total that grew meanwhile continues page by page from there.
-        """
-        first = get_page(url, 0)
-        if first is None:
-            return []
-        keys, total = first
-        step = next_offset = len(keys)
-        if not step or next_offset >= total:
-            return keys
-        offsets = range(step, total, step)
-        workers = min(len(offsets), settings.max_concurrent_requests)
-        with ThreadPoolExecutor(workers, thread_name_prefix="split-segment-keys") as pool:
-            pages = list(pool.map(lambda offset: get_page(url, offset), offsets))
-        for offset, page in zip(offsets, pages, strict=True):
-            if page is None:
-                return keys  # deactivated while it was read: keep what was there
-            if offset != next_offset:
-                break  # an earlier page came back short: read the rest in order
-            page_keys, total = page
-            keys.extend(page_keys)
-            next_offset += len(page_keys)
-            if not page_keys:
-                return keys
-        while next_offset < total:
-            page = get_page(url, next_offset)
-            if page is None or not page[0]:
-                break
-            page_keys, total = page
-            keys.extend(page_keys)
-            next_offset += len(page_keys)
-        return keys
-
-    def fetch_segment(segment: dict[str, Any]) -> pa.Table:
-        environment_id = segment["environment_id"]
-        name = segment["name"]
-        path = endpoint.path.format(
-            environment_id=quote(environment_id, safe=""), segment_name=quote(name, safe="")
-        )
-        # Keys that shifted between pages while the segment changed can be read twice.
-        keys = list(dict.fromkeys(read_keys(settings.normalized_base_url + path)))
-        count = len(keys)
-        return pa.Table.from_arrays(
-            [
-                pa.array([environment_id] * count, pa.string()),
-                pa.array([name] * count, pa.string()),
-                pa.array(keys, pa.string()),
-                pa.array([segment.get("workspace_id")] * count, pa.string()),
-            ],
-            schema=arrow_schema,
-        )
-
-    scheduled: set[tuple[str, str]] = set()
-
-    def segments_keys(segments: Iterable[dict[str, Any]]) -> Iterator[Callable[[], pa.Table]]:
-        for segment in segments:
-            pair = (segment["environment_id"], segment["name"])
-            if pair in scheduled:
-                continue  # listed twice (offset paging over a changing list): read it once
-            scheduled.add(pair)
-            # Deferred calls run in dlt's worker pool: keys of many segments in flight at once.
-            yield lambda segment=segment: fetch_segment(segment)
-
-    resource = dlt.transformer(
-        segments_keys,
-        data_from=parent,
-        name="segments_keys",
-        primary_key=list(endpoint.primary_key),
-        # Each (environment, segment) is read once and whole, its keys de-duplicated above:
-        # the staged rows are unique by the natural key, so the merge can skip its own
-        # de-duplication (a window over every staged row, the largest memory cost of
-        # loading a million keys: measured 559 -> 407 MB peak at 1.25M keys).
-        write_disposition={**_write_disposition(endpoint, scope), "deduplicated": True},
-        parallelized=True,
-    )
-    resource.add_step(_EmptyArrowScope())
-    return resource
-
-
-def _raise_for_status(endpoint: Endpoint) -> Callable[..., None]:
-    """A response hook raising on error statuses, except a 404 where the endpoint says it
-    means "nothing here" (segment keys, contract §2.6: the segment is not active there)."""
-
-    def hook(response: Any, *args: Any, **kwargs: Any) -> None:
-        if not (endpoint.missing_is_empty and response.status_code == 404):
-            response.raise_for_status()
-
-    return hook
+    return dlt.resource(rows_one_by_one, name=name, selected=False)
 
 
 class _EmptyArrowScope(MaterializeEmptyScope):
@@ -403,6 +387,7 @@ def split_source(
     settings: SplitSettings | None = None,
     scope: SyncScope | None = None,
     stats: RequestStats | None = None,
+    cancellation: Cancellation | None = None,
 ) -> list[DltResource]:
     """All Split Admin tables for one scope of the organisation.
 
@@ -410,51 +395,30 @@ def split_source(
         settings: how to reach the API; default: resolved from SPLIT_* variables.
         scope: what to fetch and replace; default: the whole organisation.
         stats: request counters to fill (requests, retries, 429s, waits).
+        cancellation: stops every request and wait of this source when cancelled.
     """
     settings = settings or SplitSettings.from_environment()
     scope = scope or SyncScope()
     # segments_keys is loaded as Arrow; dlt adds _dlt_load_id to Arrow rows only when asked.
     # Every table then carries the load id, as JSON-normalized tables always do.
     dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
-    session = SplitSession(settings, stats)
-    tables = scope.tables()
+    tables = _Tables(SplitTransport(settings, stats, cancellation), scope, settings)
+    wanted = scope.tables()
 
-    resources: list[Any] = []
-    if scope.workspace_ids is not None:
-        resources.append(_static_resource("workspaces", [{"id": w} for w in scope.workspace_ids]))
-    if scope.environments is not None:
-        resources.append(
-            _static_resource(
-                "environments",
-                [
-                    {"id": e.environment_id, "workspace_id": e.workspace_id}
-                    for e in scope.environments
-                ],
-            )
-        )
+    workspaces = tables.workspaces()
+    built: dict[str, DltResource] = {"workspaces": workspaces}
+    built["environments"] = tables.environments(workspaces)
     for endpoint in ENDPOINTS:
-        if endpoint.statuses and endpoint.table in tables:
-            resources.append(
-                _static_resource(
-                    _status_resource(endpoint), [{"status": s} for s in endpoint.statuses]
-                )
-            )
-    for endpoint in ENDPOINTS:
-        if endpoint.table not in tables or endpoint.table == "segments_keys":
+        if endpoint.table in built or endpoint.table not in wanted:
             continue
-        resources.append(_resource_config(endpoint, scope, settings))
-
-    config = {
-        "client": {"base_url": settings.normalized_base_url, "session": session},
-        "resource_defaults": {},
-        "resources": resources,
-    }
-    built = {r.name: r for r in rest_api_resources(config)}  # type: ignore[arg-type]
-    for endpoint in ENDPOINTS:
-        if endpoint.scope != "org" and endpoint.table in built:
-            built[endpoint.table].add_step(MaterializeEmptyScope())
-    if "segments_keys" in tables:
-        built["segments_keys"] = _segments_keys_resource(
-            built["environment_segments"], session, scope, settings
-        )
+        if endpoint.scope == "org":
+            built[endpoint.table] = tables.organisation_table(endpoint)
+        elif endpoint.table == "segments_keys":
+            continue
+        elif endpoint.scope == "workspace":
+            built[endpoint.table] = tables.child_table(endpoint, workspaces)
+        else:
+            built[endpoint.table] = tables.child_table(endpoint, built["environments"])
+    if "segments_keys" in wanted:
+        built["segments_keys"] = tables.segments_keys(built["environment_segments"])
     return [built[name] for name in built]

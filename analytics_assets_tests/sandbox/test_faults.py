@@ -17,7 +17,16 @@ from analytics_assets_tests.sandbox.crawler import Crawler, keyed
 
 @pytest.fixture(scope="module")
 def faulty_sandbox() -> Iterator[SandboxProcess]:
-    with SandboxProcess(size="tiny", seed=5, fault_rate=1.0, slow_ms=1200) as sandbox:
+    # A cap of two faults in a row, so that a client with three retries always gets through:
+    # what this module checks is the cap and the fault kinds themselves.
+    with SandboxProcess(
+        size="tiny",
+        seed=5,
+        fault_rate=1.0,
+        slow_ms=1200,
+        max_consecutive_faults=2,
+        fault_kinds="500,502,503,504,429,drop,slow,truncated,html",
+    ) as sandbox:
         yield sandbox
 
 

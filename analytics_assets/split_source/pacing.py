@@ -1,0 +1,208 @@
+"""Pacing under Split's rate limit, and waiting out 429s together (contract §1.4).
+
+``RequestPacer`` keeps request starts under the limit for every thread of a sync.
+``FlowControl`` turns a 429 that says when to come back into one shared pause: every
+request in flight that meets the same burst waits for the same moment, once, and the pause
+counts against the sync's rate-limit wait budget, not against any request's retries.
+"""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+
+import requests
+
+from analytics_assets.split_source.errors import SplitRateLimitError
+
+Sleep = Callable[[float], None]
+
+
+class RequestPacer:
+    """Keeps request starts under the rate limit, shared by every thread of a sync.
+
+    With a configured limit R it books start slots 1/R apart, so several requests can be in
+    flight at once (needed when R x latency > 1) without exceeding R per second; a limit
+    below 1 (0.5: one request every two seconds) is the same spacing. Without one, it learns
+    the limit from ``X-RateLimit-Remaining-*``: remaining + the responses of the last second
+    is what the server's window leaves this client (the median of recent estimates).
+    Requests of other clients of the same org count against ``remaining``, so the estimate
+    already leaves them their share.
+    """
+
+    WINDOW_SECONDS = 1.0
+    # Split counts requests in a sliding one-second window; starting R requests a little more
+    # than a second apart absorbs network jitter that would squeeze R + 1 into one window.
+    JITTER = 0.03
+    ESTIMATES_KEPT = 21
+
+    def __init__(self, max_requests_per_second: float | None, sleep: Sleep = time.sleep) -> None:
+        self._configured = max_requests_per_second
+        self._sleep = sleep
+        self._estimates: deque[int] = deque(maxlen=self.ESTIMATES_KEPT)
+        self._next_slot = 0.0
+        self._paused_until = 0.0
+        self._booked: deque[float] = deque()
+        self._started: deque[float] = deque()
+        self._answered: deque[float] = deque()
+        self._lock = threading.Lock()
+
+    @property
+    def rate(self) -> float | None:
+        """Requests per second in force: the configured limit, else the learned one."""
+        if self._configured:
+            return self._configured
+        if self._estimates:
+            return max(1.0, float(statistics.median_low(self._estimates)))
+        return None
+
+    def acquire(self) -> float:
+        """Block until this request may start; returns the seconds waited."""
+        waited = self._sleep_until(self.reserve())
+        # A stalled machine can wake several sleeping threads at once: check the real start
+        # times too, so a burst never puts R + 1 requests into one window.
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                delay = max(self._window_delay(self._started, now), self._paused_until - now)
+                if delay <= 0:
+                    self._started.append(now)
+                    self._prune(self._started, now - 2 * self.WINDOW_SECONDS)
+                    return waited
+            waited += self._sleep_until(now + delay)
+
+    def reserve(self) -> float:
+        """Book the next start time (``time.monotonic()`` scale) without waiting for it."""
+        with self._lock:
+            now = time.monotonic()
+            slot = max(now, self._paused_until)
+            rate = self.rate
+            if rate:
+                slot = max(slot, self._next_slot)
+                slot += max(0.0, self._window_delay(self._booked, slot))
+                self._next_slot = slot + 1.0 / rate
+            self._booked.append(slot)
+            self._prune(self._booked, slot - 2 * self.WINDOW_SECONDS)
+        return slot
+
+    def _window_delay(self, starts: deque[float], at: float) -> float:
+        """How much later than ``at`` a start must be to keep R starts per sliding window."""
+        rate = self.rate
+        allowed = int(rate) if rate else 0
+        if allowed < 1 or len(starts) < allowed:
+            return 0.0  # below one a second, the 1/R spacing of the slots is the whole rule
+        return starts[-allowed] + self.WINDOW_SECONDS + self.JITTER - at
+
+    @staticmethod
+    def _prune(times: deque[float], before: float) -> None:
+        while times and times[0] < before:
+            times.popleft()
+
+    def _sleep_until(self, moment: float) -> float:
+        wait = moment - time.monotonic()
+        if wait > 0:
+            self._sleep(wait)
+            return wait
+        return 0.0
+
+    def observe(self, response: requests.Response) -> None:
+        """Learn from Split's headers on any response."""
+        remaining = _min_header(response, "X-RateLimit-Remaining-Org", "X-RateLimit-Remaining-IP")
+        if remaining is None:
+            return
+        with self._lock:
+            now = time.monotonic()
+            self._answered.append(now)
+            self._prune(self._answered, now - self.WINDOW_SECONDS)
+            window = remaining + len(self._answered)
+            if window < 1_000_000:  # a huge value means "unlimited": do not pace
+                self._estimates.append(window)
+
+    def pause_until(self, moment: float) -> float:
+        """Hold every request back until ``moment``; returns how much later the pause now
+        ends than before (0 when another thread's pause already covered it)."""
+        with self._lock:
+            extension = max(0.0, moment - max(self._paused_until, time.monotonic()))
+            self._paused_until = max(self._paused_until, moment)
+        return extension
+
+
+RESET_HEADERS = ("X-RateLimit-Reset-Seconds-Org", "X-RateLimit-Reset-Seconds-IP", "Retry-After")
+
+
+def server_wait(response: requests.Response) -> tuple[float, str] | None:
+    """How long the server asks to wait after a 429, and the header that says so.
+
+    Split sends ``X-RateLimit-Reset-Seconds-Org`` / ``-IP`` and clients should wait the larger
+    (contract §1.4); ``Retry-After`` in seconds is honoured too. A value that is not a
+    non-negative number (a date, garbage, a negative count) says nothing: None.
+    """
+    waits: list[tuple[float, str]] = []
+    for name in RESET_HEADERS:
+        raw = response.headers.get(name)
+        if raw is None:
+            continue
+        try:
+            value = float(raw)
+        except ValueError:
+            continue
+        if value >= 0 and value == value and value != float("inf"):
+            waits.append((value, name))
+    return max(waits) if waits else None
+
+
+class FlowControl:
+    """The 429 waits of one sync: shared, capped per answer and budgeted in total."""
+
+    def __init__(self, pacer: RequestPacer, *, max_server_wait: float, wait_budget: float) -> None:
+        self._pacer = pacer
+        self._max_server_wait = max_server_wait
+        self._wait_budget = wait_budget
+        self._spent = 0.0
+        self._lock = threading.Lock()
+
+    @property
+    def spent_seconds(self) -> float:
+        return self._spent
+
+    def hold(self, seconds: float, header: str, where: str) -> float:
+        """Pause every request for ``seconds`` (at least a moment); returns the extension of
+        the shared pause. Raises ``SplitRateLimitError`` past the caps."""
+        if seconds > self._max_server_wait:
+            raise SplitRateLimitError(
+                f"Split API {where} answered 429 and asked to wait {seconds:.0f}s"
+                f" ({header}), more than SPLIT_MAX_SERVER_WAIT={self._max_server_wait:.0f}s."
+                " The organisation's rate limit is used up (another client of the same"
+                " organisation may be using it); run the sync later, or raise"
+                " SPLIT_MAX_SERVER_WAIT to wait that long."
+            )
+        # A reset of 0 still means "not now": come back after the window has moved on.
+        moment = time.monotonic() + max(seconds, 0.25)
+        extension = self._pacer.pause_until(moment)
+        with self._lock:
+            self._spent += extension
+            spent = self._spent
+        if spent > self._wait_budget:
+            raise SplitRateLimitError(
+                f"Split API {where}: this sync has waited {spent:.0f}s for rate limits in all,"
+                f" more than SPLIT_RATE_LIMIT_WAIT_BUDGET={self._wait_budget:.0f}s. Another"
+                " client of the organisation is probably using its rate limit; run the sync"
+                " later, lower SPLIT_MAX_REQUESTS_PER_SECOND, or raise the budget."
+            )
+        return extension
+
+
+def _min_header(response: requests.Response, *names: str) -> int | None:
+    values = []
+    for name in names:
+        raw = response.headers.get(name)
+        if raw is None:
+            continue
+        try:
+            values.append(int(float(raw)))
+        except ValueError:
+            continue
+    return min(values) if values else None
