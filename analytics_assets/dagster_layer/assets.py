@@ -10,7 +10,6 @@ run over many partitions is one dlt run (single-run backfill policy).
 """
 
 import atexit
-import inspect
 import os
 import shutil
 import tempfile
@@ -117,8 +116,7 @@ def run_split_load(
     stats = RequestStats()
     cancellation = Cancellation()
     cancel_if_stopping(cancellation)
-    source = split_source(settings, scope, stats, **_cancellable(cancellation))
-    source = source.with_resources(*tables)
+    source = split_source(settings, scope, stats, cancellation).with_resources(*tables)
     pipelines_dir = tempfile.mkdtemp(prefix="analytics-assets-dlt-")
     pipeline = None
     target = "the local sandbox" if split_api.uses_sandbox else settings.normalized_base_url
@@ -169,14 +167,6 @@ def run_split_load(
         f"Split API: {stats.requests} requests, {stats.retries} retries,"
         f" {stats.rate_limited} rate-limited, {stats.waited_seconds:.1f}s waiting"
     )
-
-
-def _cancellable(cancellation: Cancellation) -> dict[str, Cancellation]:
-    """``cancellation=`` for ``split_source`` once it takes one (the client's side of a stop:
-    it waits on it and closes its requests when cancelled); nothing before that."""
-    if "cancellation" in inspect.signature(split_source).parameters:
-        return {"cancellation": cancellation}
-    return {}
 
 
 def _partition_names(context: AssetExecutionContext, scope: SyncScope) -> dict[str, Any]:

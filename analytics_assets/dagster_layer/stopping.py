@@ -4,9 +4,9 @@ A signal reaches one of two places:
 
 - ``analytics-assets sync`` (``StoppableSync``) runs the sync in a worker thread and keeps the
   main thread for signals. Dagster and dlt replace signal handlers only on the main thread,
-  so the handler here always runs. The first signal cancels every ``Cancellation`` of the
-  process (the client stops its waits and closes its requests), marks the sync's runs in
-  progress as canceling, and waits up to ``STOP_GRACE_SECONDS`` for the sync to end. Whatever
+  so the handler here always runs. The first signal marks the sync's runs in progress as
+  canceling, cancels every ``Cancellation`` of the process (the client stops its waits and
+  closes its requests), and waits up to ``STOP_GRACE_SECONDS`` for the sync to end. Whatever
   is still unfinished then (a request the client cannot interrupt, a load still running) is
   marked canceled and its pool slots freed, and the process exits. A second signal skips the
   wait. The sync lock and the DuckDB writer lock are flock locks: they end with the process.
@@ -152,8 +152,9 @@ class StoppableSync:
     ended_by_itself: bool = False
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        # Only noted here; the main loop marks the runs canceling first, then cancels, so
+        # that Dagster records the runs it ends as CANCELED rather than FAILURE.
         self.signals_received.append(signum)
-        request_stop(signum)
 
     def run(self, work: Callable[[], T]) -> T:
         """``work()``'s result or exception; ``SyncStopped`` after a signal."""
@@ -176,6 +177,7 @@ class StoppableSync:
                     raise outcome["error"]
                 return outcome["result"]
             _bounded(lambda: self._mark(DagsterRunStatus.CANCELING), CLOSE_SECONDS)
+            request_stop(self.signals_received[0])
             deadline = time.monotonic() + self.grace_seconds
             while thread.is_alive() and time.monotonic() < deadline:
                 if len(self.signals_received) > 1:

@@ -10,6 +10,9 @@ response is stalled, after a random delay, the CLI process gets SIGTERM, as Kube
 - leave no process of its group, no lock held (the sync lock and the DuckDB writer lock can
   be taken at once), no run STARTED and no pool slot claimed;
 - leave every table exactly as before or exactly the sandbox's truth, never partial;
+- end by itself: the client closes the stalled request when the sync is cancelled, so the
+  run removes its dlt working folder (no Split data left behind) without waiting for the
+  grace period, after which the CLI would close the runs itself and exit regardless;
 - let the next sync start at once (it has no interrupted run to close) and end exact.
 
 Before six of the ten stops the sandbox moves to its next generation, so the stopped sync
@@ -28,7 +31,9 @@ from pathlib import Path
 
 import pytest
 
+from analytics_assets.dagster_layer.stopping import STOP_GRACE_SECONDS
 from analytics_assets_tests.reliability.harness import (
+    dlt_folders,
     duplicate_keys,
     group_members,
     load_factor,
@@ -124,6 +129,9 @@ def test_sigterm_while_a_response_is_stalled(make_project, figures):
         assert "stopped: The sync was stopped by SIGTERM." in message, result.stderr
         assert "Traceback" not in result.stderr and "Stack Trace" not in result.stderr
         _assert_closed_cleanly(project)
+        # The client honoured the cancellation: the run ended by itself and removed its dlt
+        # working folder (Split data); the exit did not wait for the grace period's end.
+        assert dlt_folders(project.tmp) == [], dlt_folders(project.tmp)
         with project.instance() as instance:
             for run in instance.get_runs():
                 statuses[run.status.value] = statuses.get(run.status.value, 0) + 1
@@ -145,12 +153,15 @@ def test_sigterm_while_a_response_is_stalled(make_project, figures):
             f" {len(complete)} tables already new; next sync exact in {again.seconds:.1f}s"
         )
     print("\n".join(rows))
+    # Every run a stop interrupted ended CANCELED (none FAILURE, none left STARTED).
+    assert set(statuses) <= {"SUCCESS", "CANCELED"}, statuses
     figures.add(
         "stop",
         f"SIGTERM x{STOPS} while a response is stalled, then re-run",
         "analytics-assets sync",
         "exit 143, no lock/slot/STARTED run left, tables as before or new, next sync exact",
         max_exit_seconds=round(max(exits), 1),
+        ended_within_grace=sum(e < STOP_GRACE_SECONDS for e in exits),
         mean_exit_seconds=round(sum(exits) / len(exits), 1),
         run_statuses=statuses,
     )
