@@ -26,12 +26,13 @@ import os
 import random
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from analytics_assets.dagster_layer.stopping import STOP_GRACE_SECONDS
+from analytics_assets.dagster_layer.stopping import STOP_GRACE_SECONDS, signal_name
 from analytics_assets_tests.reliability.harness import (
     dlt_folders,
     duplicate_keys,
@@ -48,6 +49,8 @@ pytestmark = pytest.mark.slow
 STOPS = int(os.environ.get("RELIABILITY_STOPS", "10"))
 EXIT_SECONDS = 10.0
 MIN_REQUESTS = 206  # a whole sync of size tiny
+CLI_PYTHON = [sys.executable]
+REPO_ROOT = str(Path(__file__).resolve().parents[2])
 
 
 def _lock_is_free(path: Path) -> bool:
@@ -182,5 +185,68 @@ def test_second_ctrl_c_stops_at_once(make_project, figures):
         "Ctrl+C twice while a response is stalled",
         "analytics-assets sync",
         "exit 130, clean, next sync exact",
+        exit_seconds=round(exit_seconds, 1),
+    )
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["UI Terminate", "pod"])
+def test_terminating_a_dagster_run_stops_it(signum, make_project, figures):
+    """A UI "Terminate" (the run marked canceling, then SIGINT to its process) or a pod's
+    SIGTERM, while a response of the run is stalled: the run ends CANCELED within seconds,
+    with its locks and slot free and its tables as before."""
+    from dagster import DagsterRunStatus, RunsFilter
+
+    from analytics_assets_tests.reliability.run_worker import WORKER, WORKER_TAG
+
+    project = make_project()
+    assert project.cli("sync").returncode == 0
+    project.sandbox.control(generation=1)  # the run has new data it must not half-write
+    before = project.snapshot()
+    limit = EXIT_SECONDS * max(1.0, load_factor() / 2)
+    with StallingProxy(project.sandbox.base_url, stall_at=5) as proxy:
+        worker = subprocess.Popen(
+            [
+                *CLI_PYTHON,
+                "-m",
+                "analytics_assets_tests.reliability.run_worker",
+                "split_organisation_refresh",
+            ],
+            cwd=project.root / "work",
+            env={**project.env(SPLIT_API_BASE_URL=proxy.base_url), "PYTHONPATH": REPO_ROOT},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        try:
+            wait_until(lambda: proxy.stalled.is_set() or worker.poll() is not None, 180)
+            if not proxy.stalled.is_set():
+                raise AssertionError("the run made no 5th request:\n" + worker.communicate()[1])
+            with project.instance() as instance:
+                (run,) = instance.get_runs(RunsFilter(tags={WORKER_TAG: WORKER}))
+                if signum == signal.SIGINT:
+                    instance.report_run_canceling(run)  # what the UI's Terminate does first
+            signalled = time.monotonic()
+            worker.send_signal(signum)
+            out, err = worker.communicate(timeout=limit)
+            exit_seconds = time.monotonic() - signalled
+        finally:
+            if worker.poll() is None:
+                os.killpg(worker.pid, signal.SIGKILL)
+                worker.wait()
+    project.ledger.add_text("run worker", out + err)
+    assert worker.returncode == 0, out + err
+    _assert_closed_cleanly(project)
+    with project.instance() as instance:
+        status = instance.get_run_by_id(run.run_id).status
+    expected = DagsterRunStatus.CANCELED if signum == signal.SIGINT else DagsterRunStatus.FAILURE
+    assert status == expected, out + err
+    assert no_worse(before, project.snapshot(), replaced_ok=[]) == []
+    assert dlt_folders(project.tmp) == []
+    figures.add(
+        "stop",
+        f"Dagster run stopped by {signal_name(signum)} while a response is stalled",
+        "run in a worker process (execute_in_process in its main thread)",
+        f"run {status.value}, locks and slot free, tables as before",
         exit_seconds=round(exit_seconds, 1),
     )
