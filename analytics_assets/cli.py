@@ -22,8 +22,9 @@ from pathlib import Path
 
 # dlt reports anonymous usage by default; a data pipeline should not phone home unasked.
 os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
-# dlt warns about every column that is null in one load; the summary says what matters.
-os.environ.setdefault("RUNTIME__LOG_LEVEL", "ERROR")
+# dlt warns about every column that is null in one load, and logs each retried load job with
+# its stack trace; the summary, or the one failure sentence, says what matters.
+os.environ.setdefault("RUNTIME__LOG_LEVEL", "CRITICAL")
 
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
@@ -117,6 +118,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]")
         return 130
+    except Exception as exc:
+        from analytics_assets.storage_errors import storage_failure
+
+        sentence = storage_failure(exc, "to the Dagster instance (DAGSTER_HOME)")
+        if sentence is None:
+            raise  # a bug: its stack trace is what a report needs
+        console.print(f"[bold red]error:[/] {sentence}", highlight=False)
+        return 1
     return 2
 
 
@@ -168,7 +177,7 @@ def command_sync(args: argparse.Namespace) -> int:
         environments=tuple(args.environment) if args.environment else None,
     )
     check_configuration()  # bad settings fail here, in seconds, before any run starts
-    from analytics_assets.dagster_layer.instance import get_instance
+    from analytics_assets.dagster_layer.instance import get_instance, instance_home_path
     from analytics_assets.dagster_layer.stopping import (
         StoppableSync,
         SyncStopped,
@@ -177,7 +186,7 @@ def command_sync(args: argparse.Namespace) -> int:
     from analytics_assets.dagster_layer.sync import unfinished_sync_runs
     from analytics_assets.definitions import build_definitions
 
-    home = Path(os.environ.get("DAGSTER_HOME") or ".dagster_home").expanduser().resolve()
+    home = instance_home_path()
     stoppable = StoppableSync(get_instance, lambda: unfinished_sync_runs(home))
     try:
         with _LiveRequests():

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
@@ -94,7 +95,10 @@ class WarehouseSettings:
         """The dlt destination. ``staging_suffix`` gives a run its own staging dataset."""
         if self.destination_type == "duckdb":
             path = Path(self.duckdb_path).expanduser()
-            path.parent.mkdir(parents=True, exist_ok=True)
+            # A folder that cannot be made is reported, as a sentence, by the CLI's preflight
+            # (or, in a run, by the open that follows); describing the assets must not fail.
+            with contextlib.suppress(OSError):
+                path.parent.mkdir(parents=True, exist_ok=True)
             credentials = DuckDbCredentials(str(path.resolve()))
             # DuckDB takes up to 80% of RAM by default; the merge of a million segment keys
             # would. A cap makes it spill to disk instead, keeping a sync's memory flat.
@@ -209,9 +213,10 @@ def check_destination(warehouse: WarehouseSettings) -> None:
         with warehouse_reader(warehouse) as client:
             client.execute_sql("SELECT 1")
     except Exception as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        # The database's own reason, whole (it names the file, host or role it refused).
+        reason = " ".join(str(exc).split()) or type(exc).__name__
         raise SplitConfigurationError(
-            f"Cannot connect to the {warehouse.destination} destination ({reason[:300]}). Check"
+            f"Cannot connect to the {warehouse.destination} destination ({reason}). Check"
             f" its credentials (DESTINATION__{warehouse.destination_type.upper()}__CREDENTIALS or"
             " .dlt/secrets.toml) and that the server is reachable."
         ) from None

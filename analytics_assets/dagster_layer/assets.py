@@ -53,6 +53,7 @@ from analytics_assets.split_source import (
 )
 from analytics_assets.split_source.cancellation import Cancellation
 from analytics_assets.split_source.errors import find_split_error
+from analytics_assets.storage_errors import storage_failure
 from analytics_assets.warehouse import (
     WarehouseSettings,
     check_destination,
@@ -152,9 +153,10 @@ def run_split_load(
         raise
     except Exception as exc:
         cause = find_split_error(exc)
-        if cause is not None:
+        description = str(cause) if cause is not None else storage_failure(exc, "during the load")
+        if description is not None:
             raise Failure(
-                description=str(cause),
+                description=description,
                 metadata={"split/requests": stats.requests, "split/retries": stats.retries},
                 allow_retries=False,
             ) from None

@@ -151,14 +151,27 @@ def check_configuration() -> None:
 
     The API settings (key, base URL, auth scheme, numbers), the destination's name and, for
     a server destination, its credentials: the same checks each run makes, done once up
-    front. A DuckDB file is left to the runs, which open it under the writer lock.
+    front. The folders a sync writes (the instance home, the DuckDB file's folder) must be
+    folders and writable; the DuckDB file itself is left to the runs, which open it under the
+    writer lock.
     """
+    from analytics_assets.dagster_layer.instance import instance_home_path
     from analytics_assets.dagster_layer.resources import split_settings_from_environment
+    from analytics_assets.storage_errors import check_writable_folder
     from analytics_assets.warehouse import WarehouseSettings, check_destination
 
     split_settings_from_environment()
     warehouse = WarehouseSettings.from_environment()
-    if not warehouse.single_writer:
+    check_writable_folder(instance_home_path(), "the Dagster instance folder", "DAGSTER_HOME")
+    if warehouse.single_writer:
+        database = Path(warehouse.duckdb_path).expanduser()
+        if database.is_dir():
+            raise SplitConfigurationError(
+                f"ANALYTICS_DUCKDB_PATH={warehouse.duckdb_path!r} is a folder; it names the DuckDB"
+                " file (for example data/analytics.duckdb)."
+            )
+        check_writable_folder(database.parent, "the DuckDB file's folder", "ANALYTICS_DUCKDB_PATH")
+    else:
         check_destination(warehouse)
 
 
