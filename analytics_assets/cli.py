@@ -333,7 +333,7 @@ def command_query(sql: str) -> int:
 
     try:
         with (
-            warehouse_reader(WarehouseSettings.from_environment()) as client,
+            warehouse_reader(WarehouseSettings.from_environment(), read_only=True) as client,
             client.execute_query(sql) as cursor,
         ):
             columns = [d[0] for d in cursor.description or []]

@@ -29,6 +29,7 @@ import dlt
 from dlt.common.destination import Destination
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
+from analytics_assets.duckdb_file import waiting_duckdb
 from analytics_assets.libpq_postgres import DESTINATION_NAME as LIBPQ_DESTINATION_NAME
 from analytics_assets.libpq_postgres import libpq_postgres
 from analytics_assets.split_source.errors import SplitConfigurationError
@@ -91,22 +92,23 @@ class WarehouseSettings:
                 f" of: {known}."
             ) from None
 
-    def dlt_destination(self, staging_suffix: str | None = None) -> Any:
-        """The dlt destination. ``staging_suffix`` gives a run its own staging dataset."""
+    def dlt_destination(self, staging_suffix: str | None = None, read_only: bool = False) -> Any:
+        """The dlt destination. ``staging_suffix`` gives a run its own staging dataset;
+        ``read_only`` opens a DuckDB file for reading only (readers never block one another)."""
         if self.destination_type == "duckdb":
             path = Path(self.duckdb_path).expanduser()
             # A folder that cannot be made is reported, as a sentence, by the CLI's preflight
             # (or, in a run, by the open that follows); describing the assets must not fail.
             with contextlib.suppress(OSError):
                 path.parent.mkdir(parents=True, exist_ok=True)
-            credentials = DuckDbCredentials(str(path.resolve()))
+            credentials = DuckDbCredentials(str(path.resolve()), read_only=read_only)
             # DuckDB takes up to 80% of RAM by default; the merge of a million segment keys
             # would. A cap makes it spill to disk instead, keeping a sync's memory flat.
             credentials.global_config = {
                 "memory_limit": self.duckdb_memory_limit,
                 "preserve_insertion_order": False,
             }
-            return dlt.destinations.duckdb(credentials)
+            return waiting_duckdb(credentials)  # waits for other processes instead of failing
         options: dict[str, Any] = {}
         if staging_suffix:
             # dlt empties the shared `<dataset>_staging` tables at the start of every load, so
@@ -160,6 +162,7 @@ def make_pipeline(
     pipeline_name: str = PIPELINE_NAME,
     pipelines_dir: str | None = None,
     run_id: str | None = None,
+    read_only: bool = False,
 ) -> dlt.Pipeline:
     """A dlt pipeline into the configured warehouse.
 
@@ -173,22 +176,24 @@ def make_pipeline(
         staging_suffix = "".join(c for c in run_id if c.isalnum())[:12].lower()
     return dlt.pipeline(
         pipeline_name=pipeline_name,
-        destination=warehouse.dlt_destination(staging_suffix),
+        destination=warehouse.dlt_destination(staging_suffix, read_only=read_only),
         dataset_name=warehouse.dataset,
         pipelines_dir=pipelines_dir,
     )
 
 
 @contextmanager
-def warehouse_reader(warehouse: WarehouseSettings) -> Iterator[Any]:
+def warehouse_reader(warehouse: WarehouseSettings, *, read_only: bool = False) -> Iterator[Any]:
     """A SQL client on the dataset, for readers (queries, checks, row counts, preflight).
 
     dlt's client needs a pipeline; a throwaway working folder keeps readers from touching the
-    default one, which other projects and a running sync's state may share.
+    default one, which other projects and a running sync's state may share. ``read_only``:
+    a reader of a DuckDB file, which waits while a load writes it instead of failing it.
     """
     pipelines_dir = tempfile.mkdtemp(prefix="analytics-assets-read-")
     try:
-        with make_pipeline(warehouse, pipelines_dir=pipelines_dir).sql_client() as client:
+        pipeline = make_pipeline(warehouse, pipelines_dir=pipelines_dir, read_only=read_only)
+        with pipeline.sql_client() as client:
             yield client
     finally:
         shutil.rmtree(pipelines_dir, ignore_errors=True)

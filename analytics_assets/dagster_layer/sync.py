@@ -349,7 +349,7 @@ def current_row_counts(tables: Sequence[str]) -> dict[str, int | None]:
 
     warehouse = WarehouseSettings.from_environment()
     counts: dict[str, int | None] = {}
-    with writer_lock(warehouse), warehouse_reader(warehouse) as client:
+    with writer_lock(warehouse), warehouse_reader(warehouse, read_only=True) as client:
         for table in tables:
             where = "WHERE _dlt_valid_to IS NULL" if ENDPOINTS_BY_TABLE[table].history else ""
             try:
