@@ -181,6 +181,7 @@ def command_sync(args: argparse.Namespace) -> int:
     from analytics_assets.dagster_layer.stopping import (
         StoppableSync,
         SyncStopped,
+        exit_on_next_signal,
         run_exit_handlers,
     )
     from analytics_assets.dagster_layer.sync import unfinished_sync_runs
@@ -200,8 +201,11 @@ def command_sync(args: argparse.Namespace) -> int:
         return 1
     except SyncStopped as stopped:
         console.print(f"[bold yellow]stopped:[/] {stopped}", highlight=False)
-        # A request the client could not interrupt may still hold a worker thread, and a
-        # normal exit would wait for it: exit at once, after the exit handlers (bounded).
+        exit_on_next_signal(stopped.exit_code)
+        if stopped.ended_by_itself:
+            return stopped.exit_code  # nothing is left running: exit as usual (demo's cleanup)
+        # Something the stop could not interrupt still holds a thread, and a normal exit
+        # would wait for it: exit at once, after the exit handlers (bounded).
         run_exit_handlers()
         sys.stdout.flush()
         sys.stderr.flush()

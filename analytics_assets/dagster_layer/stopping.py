@@ -21,6 +21,7 @@ transaction at the end of its load, so a table is either as before or completely
 from __future__ import annotations
 
 import atexit
+import os
 import signal
 import threading
 import time
@@ -52,9 +53,10 @@ _stop_signal: list[int] = []
 class SyncStopped(Exception):
     """The sync was stopped by a signal; the message says what was kept."""
 
-    def __init__(self, message: str, signum: int) -> None:
+    def __init__(self, message: str, signum: int, ended_by_itself: bool = True) -> None:
         super().__init__(message)
         self.signum = signum
+        self.ended_by_itself = ended_by_itself
 
     @property
     def exit_code(self) -> int:
@@ -125,6 +127,18 @@ def cancel_on_interrupt(cancellation: Cancellation) -> Iterator[None]:
         for signum, before in previous.items():
             if before is not None:
                 signal.signal(signum, before)
+
+
+def exit_on_next_signal(code: int) -> None:
+    """While a stopped process winds down: another SIGINT/SIGTERM ends it at once."""
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, lambda *_: os._exit(code))
+
+
+def clear_stop() -> None:
+    """Forget a handled stop, for a process that carries on afterwards (tests do)."""
+    _stop.clear()
+    _stop_signal.clear()
 
 
 def _bounded(work: Callable[[], Any], seconds: float) -> None:
@@ -206,7 +220,8 @@ class StoppableSync:
             if self.closed_runs
             else ""
         )
-        return SyncStopped(f"The sync was stopped by {name}.{canceled} {what}", signum)
+        message = f"The sync was stopped by {name}.{canceled} {what}"
+        return SyncStopped(message, signum, self.ended_by_itself)
 
     def _mark(self, status: DagsterRunStatus) -> None:
         """Runs of this sync still in progress: canceling (first), canceled (at the end)."""

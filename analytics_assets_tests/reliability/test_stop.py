@@ -135,9 +135,6 @@ def test_sigterm_while_a_response_is_stalled(make_project, figures):
         # The client honoured the cancellation: the run ended by itself and removed its dlt
         # working folder (Split data); the exit did not wait for the grace period's end.
         assert dlt_folders(project.tmp) == [], dlt_folders(project.tmp)
-        with project.instance() as instance:
-            for run in instance.get_runs():
-                statuses[run.status.value] = statuses.get(run.status.value, 0) + 1
         assert readable(project.duckdb_path)
         assert duplicate_keys(project.duckdb_path) == {}
         current = [d.table for d in project.diffs(truth)]
@@ -156,6 +153,9 @@ def test_sigterm_while_a_response_is_stalled(make_project, figures):
             f" {len(complete)} tables already new; next sync exact in {again.seconds:.1f}s"
         )
     print("\n".join(rows))
+    with project.instance() as instance:
+        for run in instance.get_runs():
+            statuses[run.status.value] = statuses.get(run.status.value, 0) + 1
     # Every run a stop interrupted ended CANCELED (none FAILURE, none left STARTED).
     assert set(statuses) <= {"SUCCESS", "CANCELED"}, statuses
     figures.add(
