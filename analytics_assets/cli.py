@@ -181,14 +181,15 @@ def command_sync(args: argparse.Namespace) -> int:
     from analytics_assets.dagster_layer.stopping import (
         StoppableSync,
         SyncStopped,
-        exit_on_next_signal,
         run_exit_handlers,
     )
     from analytics_assets.dagster_layer.sync import unfinished_sync_runs
     from analytics_assets.definitions import build_definitions
 
     home = instance_home_path()
-    stoppable = StoppableSync(get_instance, lambda: unfinished_sync_runs(home))
+    stoppable = StoppableSync(
+        get_instance, lambda: unfinished_sync_runs(home), exit_on_further_signal=True
+    )
     try:
         with _LiveRequests():
             report = stoppable.run(
@@ -201,7 +202,6 @@ def command_sync(args: argparse.Namespace) -> int:
         return 1
     except SyncStopped as stopped:
         console.print(f"[bold yellow]stopped:[/] {stopped}", highlight=False)
-        exit_on_next_signal(stopped.exit_code)
         if stopped.ended_by_itself:
             return stopped.exit_code  # nothing is left running: exit as usual (demo's cleanup)
         # Something the stop could not interrupt still holds a thread, and a normal exit

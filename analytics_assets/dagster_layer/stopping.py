@@ -161,6 +161,9 @@ class StoppableSync:
     open_instance: Callable[[], DagsterInstance]
     runs_filter: Callable[[], RunsFilter]
     grace_seconds: float = STOP_GRACE_SECONDS
+    exit_on_further_signal: bool = False
+    """After a stop, keep SIGINT/SIGTERM ending the process at once (the CLI, which is
+    stopping) instead of giving back the handlers that were there before."""
     signals_received: list[int] = field(default_factory=list)
     closed_runs: list[str] = field(default_factory=list)
     ended_by_itself: bool = False
@@ -201,9 +204,12 @@ class StoppableSync:
             _bounded(lambda: self._mark(DagsterRunStatus.CANCELED), CLOSE_SECONDS)
             raise self._stopped(outcome)
         finally:
-            for signum, before in previous.items():
-                if before is not None:
-                    signal.signal(signum, before)
+            if self.signals_received and self.exit_on_further_signal:
+                exit_on_next_signal(128 + self.signals_received[0])
+            else:
+                for signum, before in previous.items():
+                    if before is not None:
+                        signal.signal(signum, before)
 
     def _stopped(self, outcome: dict[str, Any]) -> SyncStopped:
         signum = self.signals_received[0]

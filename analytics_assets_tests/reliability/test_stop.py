@@ -173,7 +173,10 @@ def test_sigterm_while_a_response_is_stalled(make_project, figures):
 def test_second_ctrl_c_stops_at_once(make_project, figures):
     project = make_project()
     result, exit_seconds, _ = _stop_while_stalled(project, 40, 0.2, [signal.SIGINT, signal.SIGINT])
-    assert result.returncode == 130, str(result)
+    # 130, or killed by the second SIGINT itself when it lands while the interpreter is
+    # already shutting down (Python then gives signals back to the system): a shell shows
+    # 130 for both.
+    assert result.returncode in (130, -signal.SIGINT), str(result)
     assert "stopped: The sync was stopped by SIGINT." in " ".join(result.stderr.split())
     assert "Traceback" not in result.stderr
     _assert_closed_cleanly(project)
