@@ -33,5 +33,7 @@ dev: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
+# Everything the project creates in its folder: the venv, the Dagster instance, the DuckDB
+# warehouse (data/) and the browser test's screenshots.
 clean:
-	rm -rf $(VENV) .dagster_home .analytics
+	rm -rf $(VENV) .dagster_home data test-artifacts

@@ -4,7 +4,7 @@ analytics-assets demo              start the sandbox and sync it into DuckDB thr
 analytics-assets sync              materialize every Split asset and partition
 analytics-assets dev               dagster dev on this code location (+ sandbox without a key)
 analytics-assets check-freshness   run the freshness checks (for CI); non-zero when stale
-analytics-assets query SQL         run a query on the warehouse dataset
+analytics-assets query SQL         run a read-only query on the warehouse dataset
 analytics-assets sandbox           serve the local fake of the Split Admin API
 """
 
@@ -19,6 +19,7 @@ import threading
 import time
 import warnings
 from pathlib import Path
+from typing import TextIO
 
 # dlt reports anonymous usage by default; a data pipeline should not phone home unasked.
 os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
@@ -27,6 +28,7 @@ os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
 os.environ.setdefault("RUNTIME__LOG_LEVEL", "CRITICAL")
 
 from rich.console import Console  # noqa: E402
+from rich.markup import escape  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from analytics_assets.split_source import SplitSourceError  # noqa: E402
@@ -34,6 +36,7 @@ from analytics_assets.split_source import SplitSourceError  # noqa: E402
 console = Console(stderr=True)
 out = Console()
 
+QUERY_FORMATS = ("table", "csv", "json", "markdown")
 DEMO_SIZE = "demo"
 SANDBOX_PORT = 8765
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -62,27 +65,51 @@ def _add_sync_arguments(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from analytics_assets.sandbox.cli import add_sandbox_arguments
+    from analytics_assets.sandbox.sizes import SIZES
 
     parser = argparse.ArgumentParser(
         prog="analytics-assets",
         description="Split (Harness FME) Admin API -> warehouse, with dlt and Dagster.",
     )
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    commands = parser.add_subparsers(dest="command")
     sync = commands.add_parser("sync", help="materialize every Split asset and partition")
     _add_sync_arguments(sync)
     demo = commands.add_parser("demo", help="start the sandbox and sync it into DuckDB")
-    demo.add_argument("--size", default=DEMO_SIZE, help="sandbox size (default demo)")
+    demo.add_argument(
+        "--size", choices=sorted(SIZES), default=DEMO_SIZE, help="sandbox size (default demo)"
+    )
     demo.add_argument("--port", type=int, default=SANDBOX_PORT, help="sandbox port (8765)")
     dev = commands.add_parser("dev", help="dagster dev on this code location")
     dev.add_argument("--port", type=int, default=3000, help="UI port (default 3000)")
     dev.add_argument("--host", default="127.0.0.1", help="UI host (default 127.0.0.1)")
-    dev.add_argument("--sandbox-size", default=DEMO_SIZE, help="sandbox size without a key")
+    dev.add_argument(
+        "--sandbox-size",
+        choices=sorted(SIZES),
+        default=DEMO_SIZE,
+        help="sandbox size without a key",
+    )
     commands.add_parser("check-freshness", help="run the freshness checks; exit 1 if stale")
-    query = commands.add_parser("query", help="run SQL on the warehouse dataset")
+    query = commands.add_parser("query", help="run read-only SQL on the warehouse dataset")
     query.add_argument("sql", help='e.g. "SELECT name, killed FROM feature_flag_definitions"')
+    query.add_argument(
+        "--format",
+        choices=QUERY_FORMATS,
+        default="table",
+        help="table (default; aligned plain text when piped), csv, json or markdown",
+    )
     sandbox = commands.add_parser("sandbox", help="serve the local fake Split Admin API")
     add_sandbox_arguments(sandbox)
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("analytics-assets")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
 
 
 def _quiet_library_warnings() -> None:
@@ -95,7 +122,11 @@ def _quiet_library_warnings() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:  # no command: say what there is, as `--help` does
+        parser.print_help()
+        return 0
     _quiet_library_warnings()
     try:
         if args.command == "sandbox":
@@ -111,9 +142,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "check-freshness":
             return command_check_freshness()
         if args.command == "query":
-            return command_query(args.sql)
+            return command_query(args.sql, args.format)
     except SplitSourceError as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        _error_line("error:", str(exc))
         return 2
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]")
@@ -136,29 +167,58 @@ def _split_list(value: str | None) -> tuple[str, ...] | None:
 
 
 class _LiveRequests:
-    """A one-line live view of the API requests made by this process."""
+    """A live view of the API requests made by this process.
+
+    On a terminal, one updating line. Elsewhere (a log file, CI, a pipe) a spinner prints
+    nothing, so a line with the request count is printed every ``LINE_EVERY_SECONDS``.
+    """
+
+    LINE_EVERY_SECONDS = 15.0
 
     def __init__(self) -> None:
         self.count = 0
         self.last_table = ""
         self._status = console.status("starting", spinner="dots")
+        self._interactive = console.is_terminal
+        self._next_line = time.monotonic() + self.LINE_EVERY_SECONDS
 
     def __call__(self, table: str) -> None:
         self.count += 1
         self.last_table = table
-        if self.count % 10 == 0 or self.count < 10:
-            self._status.update(f"{self.count} API requests (now: {table})")
+        if self._interactive:
+            if self.count % 10 == 0 or self.count < 10:
+                self._status.update(f"{self.count} API requests (now: {table})")
+        elif time.monotonic() >= self._next_line:
+            self._next_line = time.monotonic() + self.LINE_EVERY_SECONDS
+            _plain_line(f"  ... {self.count} API requests so far (now: {table})", sys.stderr)
 
     def __enter__(self) -> _LiveRequests:
         from analytics_assets.split_source.stats import add_request_listener
 
         self._remove = add_request_listener(self)
-        self._status.__enter__()
+        if self._interactive:
+            self._status.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._status.__exit__(None, None, None)
+        if self._interactive:
+            self._status.__exit__(None, None, None)
         self._remove()
+
+
+def _error_line(label: str, message: str) -> None:
+    """An error on stderr: red on a terminal, one unwrapped line elsewhere (logs, CI)."""
+    if console.is_terminal:
+        console.print(f"[bold red]{label}[/]", escape(message), highlight=False)
+    else:
+        _plain_line(f"{label} {message}", sys.stderr)
+
+
+def _plain_line(text: str, stream: TextIO | None = None) -> None:
+    """A line as is: rich wraps at 80 columns when the output is not a terminal."""
+    stream = stream or sys.stdout
+    stream.write(text + "\n")
+    stream.flush()
 
 
 def command_sync(args: argparse.Namespace) -> int:
@@ -226,10 +286,9 @@ def command_sync(args: argparse.Namespace) -> int:
             str(summary.requests),
         )
     out.print(table)
-    out.print(
+    _plain_line(
         f"{len(report.runs)} Dagster runs, {report.requests} API requests, {report.retries}"
-        f" retries, {report.rate_limited} rate-limited (429), {report.seconds:.1f}s",
-        highlight=False,
+        f" retries, {report.rate_limited} rate-limited (429), {report.seconds:.1f}s"
     )
     return 0
 
@@ -276,13 +335,12 @@ def command_demo(args: argparse.Namespace) -> int:
     if code == 0:
         from analytics_assets.warehouse import WarehouseSettings
 
-        out.print(
+        _plain_line(
             f"\nLoaded into {WarehouseSettings.from_environment().describe()}.\n"
             "Open the Dagster UI on this result:  .venv/bin/analytics-assets dev   (then browse"
             " http://127.0.0.1:3000)\n"
             "Query it:  .venv/bin/analytics-assets query"
-            ' "SELECT name, killed FROM feature_flag_definitions LIMIT 5"',
-            highlight=False,
+            ' "SELECT name, killed FROM feature_flag_definitions LIMIT 5"'
         )
     return code
 
@@ -331,25 +389,28 @@ def command_dev(args: argparse.Namespace) -> int:
     return 0 if stopping.is_set() else process.returncode
 
 
-def command_query(sql: str) -> int:
-    """Run SQL in the warehouse dataset (its tables need no schema prefix) and print it."""
-    from analytics_assets.warehouse import WarehouseSettings, warehouse_reader
+def command_query(sql: str, output_format: str = "table") -> int:
+    """Run read-only SQL in the warehouse dataset and print it in ``output_format``."""
+    from analytics_assets.query import WRITERS, QueryFailed, run_query, write_plain_table
+    from analytics_assets.warehouse import WarehouseSettings
 
     try:
-        with (
-            warehouse_reader(WarehouseSettings.from_environment(), read_only=True) as client,
-            client.execute_query(sql) as cursor,
-        ):
-            columns = [d[0] for d in cursor.description or []]
-            rows = cursor.fetchall()
-    except Exception as exc:  # a typo in SQL deserves the database's message, not a trace
-        message = str(exc).strip().splitlines()
-        console.print(f"[bold red]query failed:[/] {message[0] if message else exc}")
+        result = run_query(sql, WarehouseSettings.from_environment())
+    except QueryFailed as exc:
+        _error_line("query failed:", str(exc))
         return 1
-    table = Table(*columns)
-    for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row))
-    out.print(table)
+    if output_format in WRITERS:
+        WRITERS[output_format](result, sys.stdout)
+    elif out.is_terminal:
+        table = Table(*result.columns)
+        for row in result.rows:
+            table.add_row(*("" if v is None else str(v) for v in row))
+        out.print(table, highlight=False)
+    else:
+        write_plain_table(result, sys.stdout)
+    sys.stdout.flush()
+    count = len(result.rows)
+    _plain_line(f"{count} row{'s' if count != 1 else ''}", sys.stderr)
     return 0
 
 

@@ -6,6 +6,7 @@
 - ``ANALYTICS_DUCKDB_PATH``: the DuckDB file; default ``data/analytics.duckdb`` (relative to
   the working directory).
 - ``ANALYTICS_DATASET``: the dataset (schema) name; default ``split``.
+- ``ANALYTICS_MODELS_DATASET``: the dbt models' schema; default ``<ANALYTICS_DATASET>_analytics``.
 - ``ANALYTICS_DUCKDB_MEMORY_LIMIT``: DuckDB's memory cap while loading (it spills to disk
   beyond it); default ``128MB``.
 """
@@ -53,6 +54,12 @@ class WarehouseSettings:
     duckdb_path: str = DEFAULT_DUCKDB_PATH
     dataset: str = DEFAULT_DATASET
     duckdb_memory_limit: str = DEFAULT_DUCKDB_MEMORY_LIMIT
+    models_dataset: str = ""
+    """The dbt models' schema; empty: ``<dataset>_analytics``."""
+
+    @property
+    def analytics_dataset(self) -> str:
+        return self.models_dataset or f"{self.dataset}_analytics"
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> WarehouseSettings:
@@ -63,6 +70,7 @@ class WarehouseSettings:
             dataset=env.get("ANALYTICS_DATASET") or DEFAULT_DATASET,
             duckdb_memory_limit=env.get("ANALYTICS_DUCKDB_MEMORY_LIMIT")
             or DEFAULT_DUCKDB_MEMORY_LIMIT,
+            models_dataset=env.get("ANALYTICS_MODELS_DATASET") or "",
         )
         settings.validate()
         return settings
@@ -94,7 +102,7 @@ class WarehouseSettings:
 
     def dlt_destination(self, staging_suffix: str | None = None, read_only: bool = False) -> Any:
         """The dlt destination. ``staging_suffix`` gives a run its own staging dataset;
-        ``read_only`` opens a DuckDB file for reading only (readers never block one another)."""
+        ``read_only`` opens a DuckDB file read-only (other destinations ignore it)."""
         if self.destination_type == "duckdb":
             path = Path(self.duckdb_path).expanduser()
             # A folder that cannot be made is reported, as a sentence, by the CLI's preflight
@@ -186,9 +194,11 @@ def make_pipeline(
 def warehouse_reader(warehouse: WarehouseSettings, *, read_only: bool = False) -> Iterator[Any]:
     """A SQL client on the dataset, for readers (queries, checks, row counts, preflight).
 
+    ``read_only`` opens a DuckDB file read-only, so a statement that writes is refused, and
+    the reader waits while a load writes the file instead of failing it.
+
     dlt's client needs a pipeline; a throwaway working folder keeps readers from touching the
-    default one, which other projects and a running sync's state may share. ``read_only``:
-    a reader of a DuckDB file, which waits while a load writes it instead of failing it.
+    default one, which other projects and a running sync's state may share.
     """
     pipelines_dir = tempfile.mkdtemp(prefix="analytics-assets-read-")
     try:

@@ -42,6 +42,7 @@ from analytics_assets.dagster_layer.translator import (
     ORGANISATION_TABLES,
     WORKSPACE_TABLES,
     SplitTranslator,
+    user_facing_load_metadata,
 )
 from analytics_assets.split_source import (
     EnvironmentRef,
@@ -134,6 +135,7 @@ def run_split_load(
                 context=context,
                 dlt_source=source,
                 dlt_pipeline=pipeline,
+                dagster_dlt_translator=TRANSLATOR,
                 **warehouse_settings.run_options(),
             )
             for result in results.fetch_row_count():
@@ -148,7 +150,8 @@ def run_split_load(
                 }
                 if result.asset_key in (WORKSPACES_KEY, ENVIRONMENTS_KEY):
                     extra[LISTING_METADATA_KEY] = MetadataValue.json(_listing(pipeline, table))
-                yield result._replace(metadata={**(result.metadata or {}), **extra})
+                metadata = user_facing_load_metadata(dict(result.metadata or {}))
+                yield result._replace(metadata={**metadata, **extra})
     except Failure:
         raise
     except Exception as exc:

@@ -5,8 +5,11 @@ group of assets, evaluating only the checks a run selected. They join the writer
 lock, so on DuckDB they never race a load for the file.
 """
 
+import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from dagster import (
@@ -14,26 +17,33 @@ from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
     AssetCheckSpec,
-    build_last_update_freshness_checks,
+    MetadataValue,
     multi_asset_check,
 )
 
 from analytics_assets.dagster_layer.assets import POOL, WAREHOUSE_IS_SINGLE_WRITER
-from analytics_assets.dagster_layer.policies import CADENCES
+from analytics_assets.dagster_layer.policies import CADENCES, Cadence
 from analytics_assets.dagster_layer.resources import WarehouseResource
 from analytics_assets.dagster_layer.translator import GROUP_BY_TABLE, asset_key
 from analytics_assets.split_source import ENDPOINTS
 from analytics_assets.warehouse import warehouse_reader, writer_lock
 
+SAMPLE_ROWS = 5
+
 
 @dataclass(frozen=True)
 class Reference:
-    """Every row of ``table`` has a row in ``target`` with the same ``columns``."""
+    """Every row of ``table`` has a row in ``target`` with the same ``columns``.
+
+    ``scope`` is the column (in both tables) that says which partition of ``target`` a row
+    needs; None when ``target`` is loaded whole (the organisation tables).
+    """
 
     table: str
     columns: tuple[str, ...]
     target: str
     target_columns: tuple[str, ...]
+    scope: str | None = None
 
     @property
     def name(self) -> str:
@@ -56,9 +66,14 @@ REFERENCES: tuple[Reference, ...] = (
         ("environment_id", "segment_name"),
         "environment_segments",
         ("environment_id", "name"),
+        scope="environment_id",
     ),
     Reference(
-        "feature_flag_definitions", ("workspace_id", "id"), "feature_flags", ("workspace_id", "id")
+        "feature_flag_definitions",
+        ("workspace_id", "id"),
+        "feature_flags",
+        ("workspace_id", "id"),
+        scope="workspace_id",
     ),
 )
 
@@ -70,13 +85,18 @@ def _current(table: str, alias: str = "") -> str:
 
 @dataclass(frozen=True)
 class QualityCheck:
-    """One data-quality check: a count of offending rows that must be zero."""
+    """One data-quality check: the offending rows, which must be none.
+
+    ``offending`` gives a SELECT of the offending rows (their key columns, a ``scope`` and
+    a boolean ``pending``: the row waits for a load of its target that has not happened
+    since the row was loaded, so it says nothing about the data yet).
+    """
 
     table: str
     name: str
     description: str
     tables: tuple[str, ...]
-    sql: Callable[..., str]
+    offending: Callable[..., str]
     severity: AssetCheckSeverity
 
     @property
@@ -96,30 +116,46 @@ def _unique_key(table: str, key: tuple[str, ...]) -> QualityCheck:
         name="natural_key_unique",
         description=f"({columns}) identifies exactly one current row.",
         tables=(table,),
-        sql=lambda t: (
-            f"SELECT count(*) FROM (SELECT {columns} FROM {t} WHERE {_current(table)}"
-            f" GROUP BY {columns} HAVING count(*) > 1) AS duplicates"
+        offending=lambda t: (
+            f"SELECT {columns}, count(*) AS copies, '' AS scope, 1 = 0 AS pending FROM {t}"
+            f" WHERE {_current(table)} GROUP BY {columns} HAVING count(*) > 1"
         ),
         severity=AssetCheckSeverity.ERROR,
     )
+
+
+def _load_time(column: str) -> str:
+    # dlt load ids are the load's start as epoch seconds, in text.
+    return f"CAST({column} AS DOUBLE PRECISION)"
 
 
 def _reference(reference: Reference) -> QualityCheck:
     join = " AND ".join(
         f"r.{tc} = s.{c}" for c, tc in zip(reference.columns, reference.target_columns, strict=True)
     )
+    scope_filter = f" WHERE t.{reference.scope} = s.{reference.scope}" if reference.scope else ""
+    scope = f"s.{reference.scope}" if reference.scope else "''"
+
+    def offending(s: str, r: str) -> str:
+        # A row is pending when its target (that partition of it) was last loaded before the
+        # row was: runs of different partitionings happen in any order (an environment run
+        # before the workspace run that lists a new flag), so such a row is not an orphan yet.
+        target_loaded = f"(SELECT max({_load_time('t._dlt_load_id')}) FROM {r} AS t{scope_filter})"
+        return (
+            f"SELECT {', '.join(f's.{c}' for c in reference.columns)}, {scope} AS scope,"
+            f" coalesce({target_loaded}, 0) < {_load_time('s._dlt_load_id')} AS pending"
+            f" FROM {s} AS s WHERE {_current(reference.table, 's.')}"
+            f" AND NOT EXISTS (SELECT 1 FROM {r} AS r WHERE {join}"
+            f" AND {_current(reference.target, 'r.')})"
+        )
+
     return QualityCheck(
         table=reference.table,
         name=reference.name,
-        description=f"Every row's ({', '.join(reference.columns)}) exists in {reference.target}.",
+        description=f"Every row's ({', '.join(reference.columns)}) exists in {reference.target}"
+        " (rows loaded after their target's last load are reported as pending, not failed).",
         tables=(reference.table, reference.target),
-        sql=lambda s, r: (
-            f"SELECT count(*) FROM {s} AS s WHERE {_current(reference.table, 's.')}"
-            f" AND NOT EXISTS (SELECT 1 FROM {r} AS r WHERE {join}"
-            f" AND {_current(reference.target, 'r.')})"
-        ),
-        # Between a parent's refresh and its children's, orphans are expected for a while:
-        # a warning, not an error.
+        offending=offending,
         severity=AssetCheckSeverity.WARN,
     )
 
@@ -141,15 +177,50 @@ def _evaluate(client: Any, check: QualityCheck) -> AssetCheckResult:
                 check_name=check.name,
                 passed=check.severity == AssetCheckSeverity.WARN,
                 severity=check.severity,
+                description=f"{table} is not loaded yet.",
                 metadata={"reason": f"{table} is not loaded yet"},
             )
-    offending = client.execute_sql(check.sql(*qualified))[0][0]
+    rows = check.offending(*qualified)
+    total, pending = client.execute_sql(
+        "SELECT count(*), coalesce(sum(CASE WHEN pending THEN 1 ELSE 0 END), 0)"
+        f" FROM ({rows}) AS offending"
+    )[0]
+    failing = int(total) - int(pending)
+    metadata: dict[str, Any] = {"offending_rows": failing, "pending_rows": int(pending)}
+    description = None
+    if failing:
+        with client.execute_query(
+            f"SELECT * FROM ({rows}) AS offending WHERE NOT pending LIMIT {SAMPLE_ROWS}"
+        ) as cursor:
+            names = [d[0].lower() for d in cursor.description]
+            sample = [
+                {n: v for n, v in zip(names, row, strict=True) if n not in ("pending", "scope")}
+                for row in cursor.fetchall()
+            ]
+        metadata["sample"] = MetadataValue.json(json.loads(json.dumps(sample, default=str)))
+        description = f"{failing} offending row(s), e.g. {json.dumps(sample[0], default=str)}."
+    if pending:
+        scopes = [
+            str(row[0])
+            for row in client.execute_sql(
+                f"SELECT DISTINCT scope FROM ({rows}) AS offending WHERE pending"
+                f" LIMIT {SAMPLE_ROWS}"
+            )
+        ]
+        metadata["pending_partitions"] = MetadataValue.json(scopes)
+        waiting = (
+            f"{pending} row(s) wait for the next load of {check.tables[1]}"
+            + (f" for partition(s) {', '.join(s for s in scopes if s)}" if any(scopes) else "")
+            + ", which was last loaded before them."
+        )
+        description = f"{description} {waiting}" if description else waiting
     return AssetCheckResult(
         asset_key=asset_key(check.table),
         check_name=check.name,
-        passed=offending == 0,
+        passed=failing == 0,
         severity=check.severity,
-        metadata={"offending_rows": offending},
+        description=description,
+        metadata=metadata,
     )
 
 
@@ -179,10 +250,71 @@ QUALITY_CHECKS = tuple(
     _group_checks(group) for group in ("split_organisation", "split_workspace", "split_environment")
 )
 
-FRESHNESS_CHECKS = tuple(
-    check
-    for cadence in CADENCES
-    for check in build_last_update_freshness_checks(
-        assets=[asset_key(t) for t in cadence.tables], lower_bound_delta=cadence.fail_after
-    )
-)
+
+def current_time() -> float:
+    """Now, as a POSIX timestamp (a seam for tests that move the clock)."""
+    return time.time()
+
+
+def describe_duration(seconds: float) -> str:
+    """A rough, readable age: "42 seconds", "3 minutes", "5 hours", "2 days"."""
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            count = int(seconds // size)
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    count = max(int(seconds), 0)
+    return f"{count} second{'s' if count != 1 else ''}"
+
+
+FRESHNESS_CHECK_NAME = "freshness_check"
+
+
+def _freshness_checks(cadence: Cadence) -> Any:
+    """Each table of a cadence was updated (any partition) within its ``fail_after``.
+
+    Dagster's ``build_last_update_freshness_checks`` is superseded by freshness policies
+    (which the assets carry too); this executable form remains for CI and the CLI.
+    """
+    allowed = describe_duration(cadence.fail_after / timedelta(seconds=1))
+    specs = [
+        AssetCheckSpec(
+            name=FRESHNESS_CHECK_NAME,
+            asset=asset_key(table),
+            description=f"Updated within the last {allowed} (the {cadence.name} cadence).",
+            blocking=False,
+        )
+        for table in cadence.tables
+    ]
+
+    @multi_asset_check(name=f"{cadence.name}_freshness", specs=specs, can_subset=True)
+    def freshness(context: AssetCheckExecutionContext):
+        now = current_time()
+        for check_key in context.selected_asset_check_keys:
+            event = context.instance.get_latest_materialization_event(check_key.asset_key)
+            if event is None:
+                yield AssetCheckResult(
+                    asset_key=check_key.asset_key,
+                    check_name=FRESHNESS_CHECK_NAME,
+                    passed=False,
+                    description="Never materialized: run `analytics-assets sync`, or"
+                    " materialize it in the UI.",
+                )
+                continue
+            age = now - event.timestamp
+            passed = age <= cadence.fail_after.total_seconds()
+            yield AssetCheckResult(
+                asset_key=check_key.asset_key,
+                check_name=FRESHNESS_CHECK_NAME,
+                passed=passed,
+                description=f"Last updated {describe_duration(age)} ago; allowed {allowed}.",
+                metadata={
+                    "last_updated": MetadataValue.timestamp(event.timestamp),
+                    "age_seconds": round(age, 1),
+                    "allowed_seconds": cadence.fail_after.total_seconds(),
+                },
+            )
+
+    return freshness
+
+
+FRESHNESS_CHECKS = tuple(_freshness_checks(cadence) for cadence in CADENCES)

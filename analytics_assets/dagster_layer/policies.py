@@ -7,10 +7,17 @@ request, up to 100,000 keys a segment), so they refresh daily; everything else h
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from dagster import AssetSpec, Definitions, FreshnessPolicy, apply_freshness_policy
+from dagster import (
+    AssetsDefinition,
+    AssetSpec,
+    FreshnessPolicy,
+    apply_freshness_policy,
+    map_asset_specs,
+)
 
 from analytics_assets.dagster_layer.translator import GROUP_BY_TABLE, asset_key
 
@@ -44,7 +51,11 @@ CADENCES: tuple[Cadence, ...] = (
         "20 * * * *",
         timedelta(hours=3),
         timedelta(hours=2),
-        ("feature_flag_definitions", "environment_segments"),
+        tuple(
+            table
+            for table, group in GROUP_BY_TABLE.items()
+            if group == "split_environment" and table != "segments_keys"
+        ),
     ),
     Cadence(
         "segment_keys_daily",
@@ -69,6 +80,9 @@ def _with_freshness(spec: AssetSpec) -> AssetSpec:
     )
 
 
-def with_freshness_policies(defs: Definitions) -> Definitions:
-    """A freshness policy on every Split asset, from its cadence."""
-    return defs.map_asset_specs(func=_with_freshness)
+def with_freshness_policies(assets: Sequence[AssetsDefinition]) -> list[AssetsDefinition]:
+    """A freshness policy on every Split asset, from its cadence.
+
+    (``dagster.map_asset_specs`` over the assets, not ``Definitions.map_asset_specs``, which
+    is a preview API and warns on every load of the code location.)"""
+    return list(map_asset_specs(_with_freshness, assets))

@@ -66,6 +66,7 @@ class WarehouseResource(ConfigurableResource):
     duckdb_path: str = DEFAULT_DUCKDB_PATH
     dataset: str = DEFAULT_DATASET
     duckdb_memory_limit: str = DEFAULT_DUCKDB_MEMORY_LIMIT
+    models_dataset: str = ""
 
     def settings(self) -> WarehouseSettings:
         settings = WarehouseSettings(
@@ -73,6 +74,7 @@ class WarehouseResource(ConfigurableResource):
             duckdb_path=self.duckdb_path,
             dataset=self.dataset,
             duckdb_memory_limit=self.duckdb_memory_limit,
+            models_dataset=self.models_dataset,
         )
         settings.validate()
         return settings
@@ -118,4 +120,5 @@ def warehouse_from_environment() -> WarehouseResource:
         duckdb_path=settings.duckdb_path,
         dataset=settings.dataset,
         duckdb_memory_limit=settings.duckdb_memory_limit,
+        models_dataset=settings.models_dataset,
     )

@@ -25,6 +25,7 @@ from typing import Any
 from dagster import DagsterEventType, DagsterInstance, Definitions, RunsFilter
 from dagster._core.storage.dagster_run import NOT_FINISHED_STATUSES
 
+from analytics_assets.dagster_layer import models
 from analytics_assets.dagster_layer.instance import get_instance
 from analytics_assets.dagster_layer.partitions import (
     ENVIRONMENTS_KEY,
@@ -110,6 +111,10 @@ def exclusive_sync(home: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _sync_tags(home: Path) -> dict[str, str]:
+    return {LAUNCHED_BY_TAG: LAUNCHED_BY, SYNC_INSTANCE_TAG: _sync_instance_id(home)}
+
+
 def _sync_instance_id(home: Path) -> str:
     return f"{socket.gethostname()}:{home}"
 
@@ -175,23 +180,80 @@ def check_configuration() -> None:
         check_destination(warehouse)
 
 
-def _resolve(names: Sequence[str], listing: Sequence[dict[str, Any]], kind: str) -> list[str]:
-    """Map ids or names given on the command line to ids, failing on unknown ones."""
-    by_id = {e["id"]: e for e in listing}
-    by_name: dict[str, list[str]] = {}
-    for e in listing:
-        by_name.setdefault(str(e.get("name")), []).append(e["id"])
+class UnknownName(SplitConfigurationError):
+    """A workspace or environment given by name is unknown or ambiguous in a listing."""
+
+
+def _resolve_workspaces(names: Sequence[str], listing: Sequence[dict[str, Any]]) -> list[str]:
+    """Map workspace ids or exact names to ids, failing on unknown or ambiguous ones."""
     resolved = []
     for name in names:
-        if name in by_id:
-            resolved.append(name)
-        elif len(by_name.get(name, [])) == 1:
-            resolved.append(by_name[name][0])
-        else:
-            known = ", ".join(f"{e.get('name')} ({e['id']})" for e in listing) or "none"
-            problem = "is ambiguous" if by_name.get(name) else "does not exist"
-            raise SplitConfigurationError(f"{kind} {name!r} {problem}. Known {kind}s: {known}.")
+        matches = [w for w in listing if name in (w["id"], w.get("name"))]
+        if len(matches) != 1:
+            known = ", ".join(f"{w.get('name')} ({w['id']})" for w in listing) or "none"
+            problem = "is ambiguous" if matches else "does not exist"
+            raise UnknownName(
+                f"Workspace {name!r} {problem}. Give its id or exact name; known workspaces:"
+                f" {known}."
+            )
+        resolved.append(matches[0]["id"])
     return resolved
+
+
+def _resolve_environments(
+    names: Sequence[str],
+    environments: Sequence[dict[str, Any]],
+    workspaces: Sequence[dict[str, Any]],
+) -> list[str]:
+    """Map environment ids, exact names or ``Workspace/Environment`` (the form partition
+    metadata shows) to ids, failing on unknown or ambiguous ones."""
+    workspace_name = {w["id"]: str(w.get("name")) for w in workspaces}
+
+    def label(e: dict[str, Any]) -> str:
+        return f"{workspace_name.get(e['workspace_id'], e['workspace_id'])}/{e.get('name')}"
+
+    resolved = []
+    for name in names:
+        matches = [e for e in environments if name in (e["id"], e.get("name"))]
+        if not matches and "/" in name:
+            # Workspace names may hold a slash too: try every split point.
+            for cut in [i for i, c in enumerate(name) if c == "/"]:
+                workspace, environment = name[:cut].strip(), name[cut + 1 :].strip()
+                matches += [
+                    e
+                    for e in environments
+                    if e.get("name") == environment
+                    and workspace in (e["workspace_id"], workspace_name.get(e["workspace_id"]))
+                ]
+        if len(matches) == 1:
+            resolved.append(matches[0]["id"])
+            continue
+        if matches:
+            candidates = ", ".join(f"{label(e)} ({e['id']})" for e in matches)
+            raise UnknownName(
+                f"Environment {name!r} is ambiguous: it is in several workspaces ({candidates})."
+                f" Write it as Workspace/Environment, e.g. {label(matches[0])!r}, or give its id."
+            )
+        known = ", ".join(f"{label(e)} ({e['id']})" for e in environments) or "none"
+        raise UnknownName(
+            f"Environment {name!r} does not exist. Give its id, its exact name or"
+            f" Workspace/Environment; known environments: {known}."
+        )
+    return resolved
+
+
+def resolve_selection(
+    options: SyncOptions,
+    workspaces: Sequence[dict[str, Any]],
+    environments: Sequence[dict[str, Any]],
+) -> tuple[list[str] | None, list[str] | None]:
+    """The ids of the workspaces and environments a sync was asked for (None: all)."""
+    return (
+        _resolve_workspaces(options.workspaces, workspaces) if options.workspaces else None,
+        _resolve_environments(options.environments, environments, workspaces)
+        if options.environments
+        else None,
+    )
 
 
 def _update_partitions(
@@ -231,22 +293,41 @@ def run_sync(
             )
         org_tables = [t for t in ORGANISATION_TABLES if t in selected]
         org_tables = list(dict.fromkeys(["workspaces", "environments", *org_tables]))
-        _run(defs, instance, "split_organisation_refresh", org_tables, None, report, progress)
+        if options.workspaces or options.environments:
+            # Names are checked against the last listing first; only when one is not found
+            # there are the listings (and nothing else) refreshed, so an unknown name fails
+            # after two requests' worth of listing, not a whole organisation refresh.
+            try:
+                resolve_selection(
+                    options,
+                    latest_listing(instance, WORKSPACES_KEY) or [],
+                    latest_listing(instance, ENVIRONMENTS_KEY) or [],
+                )
+            except UnknownName:
+                listings = org_tables[:2]
+                _run(defs, instance, "split_organisation_refresh", listings, None, report, progress)
+                org_tables = org_tables[2:]
+                resolve_selection(
+                    options,
+                    latest_listing(instance, WORKSPACES_KEY) or [],
+                    latest_listing(instance, ENVIRONMENTS_KEY) or [],
+                )
+        if org_tables:
+            _run(defs, instance, "split_organisation_refresh", org_tables, None, report, progress)
 
         workspace_listing = latest_listing(instance, WORKSPACES_KEY) or []
         environment_listing = latest_listing(instance, ENVIRONMENTS_KEY) or []
         workspace_keys = _update_partitions(instance, workspace_listing, workspace_partitions)
         environment_keys = _update_partitions(instance, environment_listing, environment_partitions)
 
-        wanted_workspaces = (
-            _resolve(options.workspaces, workspace_listing, "workspace")
-            if options.workspaces
-            else workspace_keys
+        chosen_workspaces, chosen_environments = resolve_selection(
+            options, workspace_listing, environment_listing
         )
+        wanted_workspaces = chosen_workspaces or workspace_keys
         wanted_environments = environment_keys
-        if options.environments:
-            wanted_environments = _resolve(options.environments, environment_listing, "environment")
-        elif options.workspaces:
+        if chosen_environments is not None:
+            wanted_environments = chosen_environments
+        elif chosen_workspaces is not None:
             wanted_environments = [
                 e["id"] for e in environment_listing if e["workspace_id"] in wanted_workspaces
             ]
@@ -268,6 +349,7 @@ def run_sync(
             for start, end in contiguous_ranges(keys, wanted):
                 count = keys.index(end) - keys.index(start) + 1
                 _run(defs, instance, job_name, job_tables, (start, end), report, progress, count)
+        models.run_models_after_sync(defs, instance, _sync_tags(home), progress)
     report.seconds = time.monotonic() - started
     return report
 

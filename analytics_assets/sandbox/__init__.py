@@ -6,6 +6,8 @@ two check each other. Modules:
 * :mod:`.endpoints` — the endpoint table (paths, pagination styles, page sizes, keys);
 * :mod:`.sizes`, :mod:`.generate`, :mod:`.evolve`, :mod:`.keys`, :mod:`.model` — the
   deterministic organisation per (seed, size, generation), with lazily generated keys;
+  :mod:`.targeting` adds attributes, rule-based and large segments (contract §3.4–§3.6);
+* :mod:`.forms` — the documented forms of those newer endpoints, each one selectable;
 * :mod:`.pagination` — the three envelopes; :mod:`.app` — routes and control endpoints;
 * :mod:`.gateway`, :mod:`.ratelimit`, :mod:`.faults`, :mod:`.stats` — cross-cutting behaviour;
 * :mod:`.truth` — ground truth and minimal request counts;

@@ -33,6 +33,7 @@ from analytics_assets.sandbox.endpoints import (
     USER_STATUSES,
 )
 from analytics_assets.sandbox.faults import FaultInjector
+from analytics_assets.sandbox.forms import ServedForms
 from analytics_assets.sandbox.gateway import ApiGateway
 from analytics_assets.sandbox.generate import build_organisation
 from analytics_assets.sandbox.model import (
@@ -43,8 +44,10 @@ from analytics_assets.sandbox.model import (
 )
 from analytics_assets.sandbox.pagination import (
     ApiError,
+    attribute_page,
     bad_request,
     keys_envelope,
+    list_or_offset,
     marker_envelope,
     not_found,
     offset_envelope,
@@ -59,8 +62,10 @@ class SandboxState:
 
     def __init__(self, config: SandboxConfig, org: Organisation | None = None) -> None:
         self.config = config
-        self.org = _with_drift(
-            org or build_organisation(config.seed, config.size, config.generation), config.drift
+        self.org = _served_as(
+            org or build_organisation(config.seed, config.size, config.generation),
+            config.drift,
+            config.forms,
         )
         self.stats = RequestStats()
         self.rate_limiter = SlidingWindowRateLimiter(config.effective_rate_limit)
@@ -75,18 +80,19 @@ class SandboxState:
                 self.org = await run_in_threadpool(
                     build_organisation, new.seed, new.size, new.generation
                 )
-            self.org = _with_drift(self.org, new.drift)
+            self.org = _served_as(self.org, new.drift, new.forms)
             if new.effective_rate_limit != self.config.effective_rate_limit:
                 self.rate_limiter = SlidingWindowRateLimiter(new.effective_rate_limit)
             self.config = new
             return new
 
 
-def _with_drift(org: Organisation, drift: tuple[str, ...]) -> Organisation:
-    """The organisation serving ``drift``: a shallow copy, swapped in whole like a generation."""
-    if org.drift == drift:
+def _served_as(org: Organisation, drift: tuple[str, ...], forms: ServedForms) -> Organisation:
+    """The organisation serving ``drift`` and ``forms``: a shallow copy, swapped in whole
+    like a generation, so one request never mixes two forms."""
+    if org.drift == drift and org.forms == forms:
         return org
-    return dataclasses.replace(org, drift=drift)
+    return dataclasses.replace(org, drift=drift, forms=forms)
 
 
 def error_body(error: ApiError) -> bytes:
@@ -303,6 +309,100 @@ def change_requests(request: Request, org: Organisation) -> Response:
     return JSONResponse(marker_envelope(index, request.query_params, spec, lambda cr: cr.record()))
 
 
+def _traffic_type_of(org: Organisation, workspace: Workspace, traffic_type_id: str) -> str:
+    traffic_type = org.traffic_type_by_id.get(traffic_type_id)
+    if traffic_type is None or traffic_type.workspace_id != workspace.id:
+        raise not_found(f"Could not find trafficType {traffic_type_id} in workspace {workspace.id}")
+    return traffic_type.id
+
+
+def attributes(request: Request, org: Organisation) -> Response:
+    """contract §3.4 — legacy bare array, or with `paginate=true` a marker page (per form)."""
+    workspace = _workspace(org, request.path_params["ws"])
+    traffic_type_id = _traffic_type_of(org, workspace, request.path_params["tt"])
+    index = org.attribute_index.get(traffic_type_id) or MarkerIndex([], [])
+    spec = ENDPOINTS_BY_TABLE["attributes"]
+    return JSONResponse(
+        attribute_page(
+            index,
+            request.query_params,
+            spec,
+            org.forms.attributes_envelope,
+            lambda attribute: attribute.record(org),
+        )
+    )
+
+
+def rule_based_segments(request: Request, org: Organisation) -> Response:
+    """contract §3.6 — the workspace's rule-based segments (array, {objects} or offset)."""
+    workspace = _workspace(org, request.path_params["ws"])
+    spec = ENDPOINTS_BY_TABLE["rule_based_segments"]
+    return JSONResponse(
+        list_or_offset(
+            org.rule_based_segments.get(workspace.id, []),
+            request.query_params,
+            spec,
+            org.forms.rule_based_segments_envelope,
+            lambda segment: segment.record(org),
+        )
+    )
+
+
+def rule_based_segment_definitions(request: Request, org: Organisation) -> Response:
+    """contract §3.6 — the rule-based segments defined in one environment."""
+    workspace = _workspace(org, request.path_params["ws"])
+    environment = _environment(org, workspace, request.path_params["env"])
+    spec = ENDPOINTS_BY_TABLE["rule_based_segment_definitions"]
+    return JSONResponse(
+        list_or_offset(
+            org.rule_based_definitions.get(environment.id, []),
+            request.query_params,
+            spec,
+            org.forms.rule_based_segment_definitions_envelope,
+            lambda definition: definition.record(org),
+        )
+    )
+
+
+def _large_segments_in_plan(org: Organisation) -> None:
+    """contract §3.5: plans without large segments answer 402 (an Enterprise feature)."""
+    if org.forms.large_segments_paywalled:
+        raise ApiError(402, "Forbidden by Paywalls: largeSegments")
+
+
+def large_segments(request: Request, org: Organisation) -> Response:
+    """contract §3.5 — the workspace's large segments (metadata; array or offset)."""
+    _large_segments_in_plan(org)
+    workspace = _workspace(org, request.path_params["ws"])
+    spec = ENDPOINTS_BY_TABLE["large_segments"]
+    return JSONResponse(
+        list_or_offset(
+            org.large_segments.get(workspace.id, []),
+            request.query_params,
+            spec,
+            org.forms.large_segments_envelope,
+            lambda segment: segment.record(org),
+        )
+    )
+
+
+def environment_large_segments(request: Request, org: Organisation) -> Response:
+    """contract §3.5 — the large segments defined in one environment (metadata)."""
+    _large_segments_in_plan(org)
+    workspace = _workspace(org, request.path_params["ws"])
+    environment = _environment(org, workspace, request.path_params["env"])
+    spec = ENDPOINTS_BY_TABLE["environment_large_segments"]
+    return JSONResponse(
+        list_or_offset(
+            org.large_segment_definitions.get(environment.id, []),
+            request.query_params,
+            spec,
+            org.forms.environment_large_segments_envelope,
+            lambda definition: definition.record(org),
+        )
+    )
+
+
 HANDLERS: dict[str, Handler] = {
     "workspaces": workspaces,
     "environments": environments,
@@ -317,6 +417,11 @@ HANDLERS: dict[str, Handler] = {
     "users": users,
     "groups": groups,
     "change_requests": change_requests,
+    "attributes": attributes,
+    "rule_based_segments": rule_based_segments,
+    "rule_based_segment_definitions": rule_based_segment_definitions,
+    "large_segments": large_segments,
+    "environment_large_segments": environment_large_segments,
 }
 
 

@@ -36,6 +36,7 @@ from analytics_assets.sandbox.config import (
     parse_fault_kinds,
 )
 from analytics_assets.sandbox.endpoints import API_PREFIX
+from analytics_assets.sandbox.forms import FORM_OPTIONS, ServedForms
 from analytics_assets.sandbox.gateway import IntentionalDropFilter
 from analytics_assets.sandbox.sizes import SIZES
 
@@ -102,6 +103,15 @@ def add_sandbox_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"schema drift of feature-flag records: comma-separated subset of"
         f" {','.join(DRIFT_KINDS)} (default none)",
     )
+    served = ServedForms()
+    for option in FORM_OPTIONS:
+        default = getattr(served, option.name)
+        parser.add_argument(
+            "--" + option.name.replace("_", "-"),
+            choices=option.choices,
+            default=default,
+            help=f"{option.help} (default {default})",
+        )
     parser.add_argument(
         "--max-consecutive-faults",
         type=parse_fault_cap,
@@ -147,6 +157,7 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         stall_ms=args.stall_ms,
         incident_until=time.time() + args.incident_seconds if args.incident_seconds > 0 else 0.0,
         drift=parse_drift(args.drift),
+        forms=ServedForms(**{option.name: getattr(args, option.name) for option in FORM_OPTIONS}),
     )
 
 

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from analytics_assets.sandbox.forms import FORM_OPTIONS_BY_NAME, ServedForms
 from analytics_assets.sandbox.sizes import SIZES
 
 FAULT_KINDS: tuple[str, ...] = (
@@ -51,8 +52,9 @@ CONTROLLABLE = (
     "drift",
     "stall_ms",
     "incident_seconds",
+    *FORM_OPTIONS_BY_NAME,
 )
-"""Settings ``POST /_sandbox/control`` accepts."""
+"""Settings ``POST /_sandbox/control`` accepts (the form settings by their own names)."""
 
 
 class ConfigError(ValueError):
@@ -89,6 +91,8 @@ class SandboxConfig:
     Contract §1.2 says they "will not function" there; the exact error is undocumented."""
     drift: tuple[str, ...] = ()
     """Schema drift applied to what is served (and to the ground truth); see DRIFT_KINDS."""
+    forms: ServedForms = field(default_factory=ServedForms)
+    """Which documented form the newer endpoints serve (and the ground truth shows)."""
 
     def __post_init__(self) -> None:
         if self.size not in SIZES:
@@ -132,8 +136,11 @@ class SandboxConfig:
             raise ConfigError(
                 f"cannot change {', '.join(unknown)}; settable: {', '.join(CONTROLLABLE)}"
             )
-        values = dict(changes)
+        values = {k: v for k, v in changes.items() if k not in FORM_OPTIONS_BY_NAME}
+        form_changes = {k: v for k, v in changes.items() if k in FORM_OPTIONS_BY_NAME}
         try:
+            if form_changes:
+                values["forms"] = self.forms.with_changes(form_changes)
             if "generation" in values:
                 values["generation"] = int(values["generation"])
             for name in ("latency_ms", "slow_ms", "stall_ms"):
@@ -168,6 +175,8 @@ class SandboxConfig:
         settings["api_key_set"] = self.api_key is not None
         settings["fault_kinds"] = list(self.fault_kinds)
         settings["drift"] = list(self.drift)
+        settings.pop("forms")
+        settings.update(self.forms.public())
         return settings
 
 

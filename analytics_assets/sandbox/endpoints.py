@@ -18,7 +18,12 @@ from typing import Literal
 API_PREFIX = "/internal/api"
 """Path prefix of the real Admin API (contract §1.1); a client's base URL ends with it."""
 
-PaginationStyle = Literal["offset", "keys", "marker", "array"]
+PaginationStyle = Literal[
+    "offset", "keys", "marker", "array", "attribute_markers", "list_or_offset"
+]
+"""``attribute_markers`` and ``list_or_offset`` serve the form a sandbox setting selects
+(:mod:`analytics_assets.sandbox.forms`): attributes as a legacy array or a marker envelope
+(§3.4); rule-based and large segments as a bare array, ``{objects}`` or an offset envelope."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,49 @@ ENDPOINTS: tuple[EndpointSpec, ...] = (
     EndpointSpec("users", "/v2/users", "marker", ("id",), 50, 200),
     EndpointSpec("groups", "/v2/groups", "offset", ("id",), 50, 200),
     EndpointSpec("change_requests", "/v2/changeRequests", "marker", ("id",), 20, 100),
+    # contract §3.4: `markerLimit` default 50, max 200 (clamped); ids are unique per traffic type.
+    EndpointSpec(
+        "attributes",
+        "/v2/schema/ws/{ws}/trafficTypes/{tt}",
+        "attribute_markers",
+        ("workspace_id", "traffic_type_id", "id"),
+        50,
+        200,
+    ),
+    # contract §3.6: no paging is documented; PY sends limit 50, so the offset form uses 50.
+    EndpointSpec(
+        "rule_based_segments",
+        "/v2/rule-based-segments/ws/{ws}",
+        "list_or_offset",
+        ("workspace_id", "id"),
+        50,
+        50,
+    ),
+    EndpointSpec(
+        "rule_based_segment_definitions",
+        "/v2/rule-based-segments/ws/{ws}/environments/{env}",
+        "list_or_offset",
+        ("environment_id", "name"),
+        50,
+        50,
+    ),
+    # contract §3.5: docs-derived clients send limit 20 or 50; a robust client asks for 50.
+    EndpointSpec(
+        "large_segments",
+        "/v2/large-segments/ws/{ws}",
+        "list_or_offset",
+        ("workspace_id", "name"),
+        20,
+        50,
+    ),
+    EndpointSpec(
+        "environment_large_segments",
+        "/v2/large-segments/ws/{ws}/environments/{env}",
+        "list_or_offset",
+        ("environment_id", "name"),
+        20,
+        50,
+    ),
 )
 
 ENDPOINTS_BY_TABLE: dict[str, EndpointSpec] = {spec.table: spec for spec in ENDPOINTS}

@@ -17,6 +17,7 @@ from analytics_assets.sandbox.generate import (
     generation_time,
 )
 from analytics_assets.sandbox.sizes import EnvironmentPlan, WorkspacePlan
+from analytics_assets.sandbox.targeting import evolve_targeting
 
 NEW_WORKSPACE_NAME = "Experimentation Lab ('25)"
 
@@ -39,6 +40,8 @@ def evolve(builder: OrganisationBuilder, generation: int) -> None:
     _edit_objects(builder)
     _add_objects(builder)
     builder.refresh()
+    # Last, from a stream of its own: the other kinds evolve exactly as before.
+    evolve_targeting(builder, generation)
 
 
 # --- deletions shared by the steps ---------------------------------------------------------
@@ -74,6 +77,8 @@ def delete_environment(
     ]
     org.definitions.pop(environment_id, None)
     org.activations.pop(environment_id, None)
+    org.rule_based_definitions.pop(environment_id, None)
+    org.large_segment_definitions.pop(environment_id, None)
 
 
 def delete_workspace(builder: OrganisationBuilder, workspace_id: str) -> None:
@@ -82,6 +87,8 @@ def delete_workspace(builder: OrganisationBuilder, workspace_id: str) -> None:
     for env in list(org.environments_of(workspace_id)):
         delete_environment(builder, workspace_id, env.id)
     org.workspaces = [ws for ws in org.workspaces if ws.id != workspace_id]
+    for traffic_type in org.traffic_types.get(workspace_id, []):
+        org.attributes.pop(traffic_type.id, None)
     for container in (
         org.environments,
         org.traffic_types,
@@ -89,6 +96,8 @@ def delete_workspace(builder: OrganisationBuilder, workspace_id: str) -> None:
         org.flag_sets,
         org.flags,
         org.segments,
+        org.rule_based_segments,
+        org.large_segments,
     ):
         container.pop(workspace_id, None)
     org.change_requests = [cr for cr in org.change_requests if cr.workspace_id != workspace_id]

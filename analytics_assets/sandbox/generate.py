@@ -242,7 +242,12 @@ class OrganisationBuilder:
     def __init__(self, seed: int, profile: SizeProfile) -> None:
         self.seed = seed
         self.profile = profile
-        self.org = Organisation(seed=seed, size=profile.name, generation=0)
+        self.org = Organisation(
+            seed=seed,
+            size=profile.name,
+            generation=0,
+            organization_id=_uuid_from(f"{seed}:organization"),
+        )
         self.rng = random.Random(f"sandbox:{seed}:{profile.name}:base")
         self.now = generation_time(0)
         self._serials: Counter[str] = Counter()
@@ -771,6 +776,7 @@ def build_organisation(seed: int = 42, size: str = "tiny", generation: int = 0) 
     one more week of changes applied (see :mod:`analytics_assets.sandbox.evolve`).
     """
     from analytics_assets.sandbox.evolve import evolve  # evolve imports this module
+    from analytics_assets.sandbox.targeting import build_targeting  # so does targeting
 
     if size not in SIZES:
         raise ValueError(f"unknown sandbox size {size!r}; choose one of {', '.join(SIZES)}")
@@ -778,6 +784,8 @@ def build_organisation(seed: int = 42, size: str = "tiny", generation: int = 0) 
         raise ValueError(f"generation must be 0 or more, got {generation}")
     builder = OrganisationBuilder(seed, SIZES[size])
     builder.build_generation_zero()
+    # Last, from a stream of its own: the other kinds stay exactly as before.
+    build_targeting(builder)
     for step in range(1, generation + 1):
         evolve(builder, step)
     return builder.org.freeze()

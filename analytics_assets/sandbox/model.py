@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from analytics_assets.sandbox.endpoints import CHANGE_REQUEST_STATUSES, USER_STATUSES
+from analytics_assets.sandbox.forms import ServedForms
 from analytics_assets.sandbox.keys import KeySequence
 
 Record = dict[str, Any]
@@ -338,6 +339,202 @@ class ChangeRequest:
 
 
 @dataclass
+class Attribute:
+    """One attribute of a traffic type's schema, contract §3.4.
+
+    ``data_type`` is kept upper case (or None, "display the raw string"); the served case is
+    a form setting. Implicitly created attributes have no type, display name or description.
+    """
+
+    id: str
+    seq: int
+    workspace_id: str
+    traffic_type_id: str
+    display_name: str | None
+    description: str | None
+    data_type: str | None
+    is_searchable: bool
+    suggested_values: list[str]
+
+    def record(self, org: Organisation) -> Record:
+        data_type = self.data_type
+        if org.forms.attribute_data_type == "lower" and data_type is not None:
+            data_type = data_type.lower()
+        elif org.forms.attribute_data_type == "null":
+            data_type = None
+        return {
+            "id": self.id,
+            "organizationId": org.organization_id,
+            "trafficTypeId": self.traffic_type_id,
+            "displayName": self.display_name,
+            "description": self.description,
+            "dataType": data_type,
+            "isSearchable": self.is_searchable,
+            "suggestedValues": list(self.suggested_values),
+        }
+
+
+def _traffic_type_fields(org: Organisation, traffic_type_id: str) -> Record:
+    """contract §3.6: `trafficTypeId` (+ a null URN) per HGO, or `trafficType {id, name}` per PY."""
+    if org.forms.rule_based_segment_traffic_type == "object":
+        return {"trafficType": org.traffic_type_by_id[traffic_type_id].reference()}
+    return {"trafficTypeId": traffic_type_id, "trafficTypeURN": None}
+
+
+def _rule_based_timestamps(org: Organisation, created: int, updated: int) -> Record:
+    """contract §3.6: epoch-ms `creationTime`, or ISO-8601 `createdAt` / `updatedAt`."""
+    if org.forms.rule_based_segment_timestamps == "iso":
+        return {"createdAt": iso_millis(created), "updatedAt": iso_millis(updated)}
+    return {"creationTime": created}
+
+
+@dataclass
+class RuleBasedSegment:
+    """A rule-based segment of a workspace (the project-level list item), contract §3.6."""
+
+    id: str
+    name: str
+    workspace_id: str
+    traffic_type_id: str
+    description: str
+    creator_id: str
+    creation_time: int
+    update_time: int
+    tags: list[str] | None
+
+    def record(self, org: Organisation) -> Record:
+        return {
+            "id": self.id,
+            "workspaceIds": [self.workspace_id],
+            "orgId": org.organization_id,
+            "name": self.name,
+            "status": "ACTIVE",
+            **_traffic_type_fields(org, self.traffic_type_id),
+            "description": self.description,
+            "creator": {"type": "User", "id": self.creator_id},
+            **_rule_based_timestamps(org, self.creation_time, self.update_time),
+            "views": None,
+            "favorite": None,
+            "tags": None if self.tags is None else [{"name": tag} for tag in self.tags],
+            "canEdit": None,
+            "constraints": None,
+        }
+
+
+@dataclass
+class RuleBasedSegmentDefinition:
+    """A rule-based segment's definition in one environment, contract §3.6.
+
+    Rules have conditions but no buckets. With epoch timestamps the record has PY's field
+    set (no id); with ISO timestamps HGO's (id, description, createdAt, updatedAt).
+    """
+
+    segment_id: str
+    workspace_id: str
+    environment_id: str
+    rules: list[Record]
+    excluded_keys: list[str]
+    excluded_segments: list[Record]
+    creation_time: int
+    update_time: int
+
+    def record(self, org: Organisation) -> Record:
+        segment = org.rule_based_segment_by_id[self.segment_id]
+        record: Record = {}
+        if org.forms.rule_based_segment_timestamps == "iso":
+            record["id"] = segment.id
+        record["name"] = segment.name
+        if org.forms.rule_based_segment_timestamps == "iso":
+            record["description"] = segment.description
+        record.update(_traffic_type_fields(org, segment.traffic_type_id))
+        record.update(_rule_based_timestamps(org, self.creation_time, self.update_time))
+        record["rules"] = copy.deepcopy(self.rules)
+        if org.forms.rule_based_segment_matchers == "docs":
+            for rule in record["rules"]:
+                condition = rule["condition"]
+                condition["matchers"] = [_docs_matcher(m) for m in condition["matchers"]]
+        record["excludedKeys"] = list(self.excluded_keys)
+        record["excludedSegments"] = copy.deepcopy(self.excluded_segments)
+        return record
+
+
+_MATCHER_VALUE_FIELDS = ("string", "strings", "number", "bool", "date", "between", "depends")
+
+
+def _docs_matcher(matcher: Record) -> Record:
+    """A flag-dialect matcher in the docs example's `attribute`/`operator`/`value` (§3.6)."""
+    docs: Record = {
+        "attribute": matcher.get("attribute"),
+        "operator": matcher["type"],
+        "value": next((matcher[f] for f in _MATCHER_VALUE_FIELDS if f in matcher), None),
+    }
+    if "negate" in matcher:
+        docs["negate"] = matcher["negate"]
+    return docs
+
+
+@dataclass
+class LargeSegment:
+    """A large segment of a workspace (metadata only; members are not exportable), §3.5."""
+
+    id: str
+    name: str
+    workspace_id: str
+    description: str | None
+    """None: served as null, or absent when ``description_absent``."""
+    description_absent: bool
+    traffic_type_id: str
+    creation_time: int
+    tags: list[str] | None
+
+    def record(self, org: Organisation) -> Record:
+        record: Record = {"id": self.id, "name": self.name}
+        if not self.description_absent:
+            record["description"] = self.description
+        record["trafficType"] = org.traffic_type_by_id[self.traffic_type_id].reference()
+        record["creationTime"] = self.creation_time
+        record["tags"] = _large_segment_tags(org, self.tags)
+        return record
+
+
+def _large_segment_tags(org: Organisation, tags: list[str] | None) -> list[Record] | None:
+    """contract §3.5: `[{name}]` (PY), URN references `[{id, type, name}]` (HGO), or null."""
+    form = org.forms.large_segment_tags
+    if tags is None or form == "null":
+        return None
+    if form == "urns":
+        return [
+            {
+                "id": "tag-" + hashlib.blake2b(tag.encode(), digest_size=6).hexdigest(),
+                "type": "tag",
+                "name": tag,
+            }
+            for tag in tags
+        ]
+    return [{"name": tag} for tag in tags]
+
+
+@dataclass
+class LargeSegmentDefinition:
+    """A large segment defined in one environment (metadata), contract §3.5."""
+
+    segment_name: str
+    workspace_id: str
+    environment_id: str
+    creation_time: int
+
+    def record(self, org: Organisation) -> Record:
+        segment = org.large_segment_by_key[(self.workspace_id, self.segment_name)]
+        return {
+            "id": segment.id,
+            "name": segment.name,
+            "environment": org.environment_by_id[self.environment_id].reference(),
+            "trafficType": org.traffic_type_by_id[segment.traffic_type_id].reference(),
+            "creationTime": self.creation_time,
+        }
+
+
+@dataclass
 class MarkerIndex:
     """Items in marker order with their sort keys, for cursor pagination (contract §1.5)."""
 
@@ -379,8 +576,19 @@ class Organisation:
     users: list[User] = field(default_factory=list)
     groups: list[Group] = field(default_factory=list)
     change_requests: list[ChangeRequest] = field(default_factory=list)
+    organization_id: str = ""
+    attributes: dict[str, list[Attribute]] = field(default_factory=dict)
+    """By traffic type id (traffic type ids are unique across workspaces)."""
+    rule_based_segments: dict[str, list[RuleBasedSegment]] = field(default_factory=dict)
+    rule_based_definitions: dict[str, list[RuleBasedSegmentDefinition]] = field(
+        default_factory=dict
+    )
+    large_segments: dict[str, list[LargeSegment]] = field(default_factory=dict)
+    large_segment_definitions: dict[str, list[LargeSegmentDefinition]] = field(default_factory=dict)
     drift: tuple[str, ...] = ()
     """Schema drift applied to served records (``SandboxConfig.drift``)."""
+    forms: ServedForms = field(default_factory=ServedForms)
+    """Which documented form the newer endpoints serve (``SandboxConfig.forms``)."""
 
     # Indexes, rebuilt by freeze().
     workspace_by_id: dict[str, Workspace] = field(default_factory=dict, repr=False)
@@ -393,6 +601,11 @@ class Organisation:
         default_factory=dict, repr=False
     )
     flag_set_index: dict[str, MarkerIndex] = field(default_factory=dict, repr=False)
+    attribute_index: dict[str, MarkerIndex] = field(default_factory=dict, repr=False)
+    rule_based_segment_by_id: dict[str, RuleBasedSegment] = field(default_factory=dict, repr=False)
+    large_segment_by_key: dict[tuple[str, str], LargeSegment] = field(
+        default_factory=dict, repr=False
+    )
     user_index: dict[tuple[str, ...], MarkerIndex] = field(default_factory=dict, repr=False)
     change_request_index: dict[tuple[str, ...], MarkerIndex] = field(
         default_factory=dict, repr=False
@@ -418,6 +631,15 @@ class Organisation:
             for act in acts
         }
         self.flag_set_index = {ws: MarkerIndex.of(sets) for ws, sets in self.flag_sets.items()}
+        self.attribute_index = {tt: MarkerIndex.of(attrs) for tt, attrs in self.attributes.items()}
+        self.rule_based_segment_by_id = {
+            rbs.id: rbs for segments in self.rule_based_segments.values() for rbs in segments
+        }
+        self.large_segment_by_key = {
+            (seg.workspace_id, seg.name): seg
+            for segments in self.large_segments.values()
+            for seg in segments
+        }
         self.user_index = {}
         self.change_request_index = {}
         return self

@@ -4,7 +4,9 @@
 * offset, keys variant: ``{"keys", "openChangeRequestId", "count", "offset", "limit"}``
 * marker: ``{"data", "nextMarker", "previousMarker", "limit", "count"}``
 
-Bare-array endpoints have no envelope and ignore query parameters.
+Bare-array endpoints have no envelope and ignore query parameters. The newer endpoints
+(contract §3.4–§3.6) serve one of several documented forms, chosen by a sandbox setting:
+:func:`attribute_page` and :func:`list_or_offset`.
 """
 
 from __future__ import annotations
@@ -176,3 +178,82 @@ def marker_envelope(
         "limit": window.limit,
         "count": len(page),
     }
+
+
+# --- the newer endpoints (contract §3.4–§3.6) -------------------------------------------------
+
+_BOUNDARY = "at__"
+
+
+def attribute_page(
+    index: MarkerIndex,
+    query: Mapping[str, str],
+    spec: EndpointSpec,
+    envelope: str,
+    to_record: Callable[[Any], Record],
+) -> Any:
+    """Attributes of one traffic type, contract §3.4.
+
+    Without ``paginate=true``, or when the ``array`` form is selected, the legacy bare array
+    of every attribute. Otherwise one page in the ``objects`` or ``data`` envelope, sized by
+    ``markerLimit`` (default 50, clamped to 200). A marker names the boundary between two
+    items, so ``nextMarker`` and ``previousMarker`` both work as ``afterMarker`` and as
+    ``beforeMarker`` (the four documented moves); ``nextMarker`` is null on the last page.
+    ``searchPrefix`` filters ids and only works with pagination.
+    """
+    paginated = query.get("paginate", "").strip().lower() == "true"
+    if envelope == "array" or not paginated:
+        return [to_record(item) for item in index.items]
+    prefix = query.get("searchPrefix")
+    if prefix:
+        index = MarkerIndex.of([item for item in index.items if item.id.startswith(prefix)])
+    limit = _integer(query, "markerLimit")
+    if limit is None:
+        limit = spec.default_limit or 50
+    elif limit < 1:
+        raise bad_request("Query parameter 'markerLimit' must be 1 or more")
+    limit = min(limit, spec.max_limit or limit)
+    after, before = query.get("afterMarker"), query.get("beforeMarker")
+    if after and before:
+        raise bad_request("Use either 'afterMarker' or 'beforeMarker', not both")
+    if before:
+        stop = index.index_after(decode_marker(before, _BOUNDARY, "beforeMarker"))
+        start = max(0, stop - limit)
+    else:
+        start = index.index_after(decode_marker(after, _BOUNDARY, "afterMarker")) if after else 0
+        stop = min(start + limit, len(index.items))
+    page = index.items[start:stop]
+    next_marker = (
+        encode_marker(_BOUNDARY, index.seqs[stop - 1]) if stop < len(index.items) else None
+    )
+    previous_marker = encode_marker(_BOUNDARY, index.seqs[start - 1]) if start > 0 else None
+    records = [to_record(item) for item in page]
+    if envelope == "objects":  # as HGO decodes it; no source shows a count or a limit
+        return {"objects": records, "nextMarker": next_marker, "previousMarker": previous_marker}
+    return {
+        "data": records,
+        "nextMarker": next_marker,
+        "previousMarker": previous_marker,
+        "limit": limit,
+        "count": len(records),
+    }
+
+
+def list_or_offset(
+    items: Sequence[Any],
+    query: Mapping[str, str],
+    spec: EndpointSpec,
+    envelope: str,
+    to_record: Callable[[Any], Record],
+) -> Any:
+    """Rule-based or large segments (§3.5, §3.6) in the selected form.
+
+    ``array``: the whole list, query parameters ignored (as observed live); ``objects``: the
+    whole list in ``{"objects": [...]}`` (the documented environment list, no paging);
+    ``offset``: the documented ``{objects, offset, limit, totalCount}`` envelope, paged.
+    """
+    if envelope == "array":
+        return [to_record(item) for item in items]
+    if envelope == "objects":
+        return {"objects": [to_record(item) for item in items]}
+    return offset_envelope(items, query, spec, to_record)

@@ -22,7 +22,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
@@ -62,6 +62,7 @@ class SandboxProcess:
         stall_ms: int | None = None,
         incident_seconds: float | None = None,
         drift: str | list[str] | tuple[str, ...] | None = None,
+        forms: Mapping[str, str] | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
         log_level: str = "warning",
@@ -92,6 +93,9 @@ class SandboxProcess:
             "--stall-ms": stall_ms,
             "--incident-seconds": incident_seconds,
         }
+        for name, value in (forms or {}).items():
+            # Form settings (analytics_assets.sandbox.forms), e.g. {"attributes_envelope": "data"}.
+            optional["--" + name.replace("_", "-")] = value
         if drift:
             optional["--drift"] = drift if isinstance(drift, str) else ",".join(drift)
         if fault_kinds is not None:

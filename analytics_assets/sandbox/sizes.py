@@ -32,6 +32,25 @@ class WorkspacePlan:
 
 
 @dataclass(frozen=True)
+class TargetingProfile:
+    """How many attributes, rule-based and large segments there are (contract §3.4–§3.6).
+
+    The ``fixed_*`` counts go to the first scopes in creation order (traffic types,
+    workspaces, environments), for the page-size edge cases; the other scopes draw from the
+    ranges. An environment defines a random share of its workspace's segments.
+    """
+
+    attributes_per_traffic_type: tuple[int, int] = (0, 12)
+    rule_based_segments_per_workspace: tuple[int, int] = (0, 10)
+    large_segments_per_workspace: tuple[int, int] = (0, 6)
+    fixed_attribute_counts: tuple[int, ...] = ()
+    fixed_segment_counts: tuple[int, ...] = ()
+    """Rule-based and large segments of the first workspaces."""
+    fixed_definition_counts: tuple[int, ...] = ()
+    """Rule-based and large segments defined in the first environments."""
+
+
+@dataclass(frozen=True)
 class SizeProfile:
     """How big an organisation is; ``workspace_plans`` fixes the layout, else ranges apply."""
 
@@ -50,6 +69,7 @@ class SizeProfile:
     """Key counts given to the first activations, in order (tiny's 100 / 101 / 0 cases)."""
     max_keys_per_segment: int = 100_000
     """contract §2.6: at most 100,000 keys per segment."""
+    targeting: TargetingProfile = TargetingProfile()
 
 
 def _statuses(**counts: int) -> dict[str, int]:
@@ -67,6 +87,18 @@ TINY = SizeProfile(
     ),
     segment_keys_total=2_000,
     fixed_key_counts=(100, 101, 0),
+    # Attributes page by 200 (§3.4), rule-based and large segments by 50 (§3.5, §3.6): the
+    # Default workspace's traffic types have 201 / 200 / 0 attributes (when it has a third),
+    # Default and the next workspace 51 / 50 segments, Partner's Portal 0; Default's
+    # Production / Staging / Development define 51 / 50 / 0 of them.
+    targeting=TargetingProfile(
+        attributes_per_traffic_type=(0, 6),
+        rule_based_segments_per_workspace=(0, 6),
+        large_segments_per_workspace=(0, 4),
+        fixed_attribute_counts=(201, 200, 0),
+        fixed_segment_counts=(51, 50, 0),
+        fixed_definition_counts=(51, 50, 0),
+    ),
     workspace_plans=(
         # 51 flags/segments: one full page of 50 plus one; Staging has exactly 50,
         # Development none at all.
@@ -121,6 +153,7 @@ DEMO = SizeProfile(
     segment_keys_total=30_000,
     users=_statuses(ACTIVE=140, DEACTIVATED=30, PENDING=12),
     groups=14,
+    targeting=TargetingProfile((3, 30), (5, 20), (0, 6)),
     change_requests=_statuses(
         REQUESTED=45, SCHEDULE_REQUESTED=4, APPROVED=25, REJECTED=9, WITHDRAWN=6, PUBLISHED=120
     ),
@@ -136,6 +169,7 @@ LARGE = SizeProfile(
     segment_keys_total=1_250_000,
     users=_statuses(ACTIVE=2_000, DEACTIVATED=400, PENDING=150),
     groups=60,
+    targeting=TargetingProfile((5, 120), (10, 80), (0, 30)),
     change_requests=_statuses(
         REQUESTED=300, SCHEDULE_REQUESTED=40, APPROVED=250, REJECTED=80, WITHDRAWN=60, PUBLISHED=900
     ),
@@ -151,6 +185,7 @@ XLARGE = SizeProfile(
     segment_keys_total=3_500_000,
     users=_statuses(ACTIVE=4_000, DEACTIVATED=800, PENDING=300),
     groups=100,
+    targeting=TargetingProfile((5, 250), (10, 120), (0, 40)),
     change_requests=_statuses(
         REQUESTED=500,
         SCHEDULE_REQUESTED=60,

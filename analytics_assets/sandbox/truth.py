@@ -11,6 +11,12 @@ to learn that it is empty); one request per workspace for bare arrays; users per
 defaults hide some); segment keys only for segments active in the environment (§3.2).
 Workspaces are counted with pages of 100, the safe limit contract §2.1 recommends, although
 the sandbox accepts up to 1000.
+
+The newer endpoints (§3.4–§3.6) depend on the served form: a bare array or ``{objects}`` is
+one request per scope; the offset form is paged like the others (its ``totalCount`` is
+true); attributes in a marker form page by 200 per traffic type. When large segments are
+paywalled (402), both of their tables are empty and a perfect client asks once: the plan is
+the organisation's, so the first 402 answers for every other scope too.
 """
 
 from __future__ import annotations
@@ -33,7 +39,10 @@ MINIMAL_REQUESTS_NOTE = (
     "Counted at each endpoint's maximum page size, except workspaces at 100 (the safe limit "
     "the contract recommends; the sandbox accepts up to 1000). Offset and marker scopes cost "
     "at least one request even when empty. Users are fetched per status (3) and change "
-    "requests per status (6); segment keys only for segments active in the environment."
+    "requests per status (6); segment keys only for segments active in the environment. "
+    "Attributes: one request per traffic type per 200 attributes (one for a legacy array); "
+    "rule-based and large segments: one per scope for a bare array or {objects}, one per 50 "
+    "in the offset form; with large segments paywalled (402), one request in all."
 )
 
 
@@ -55,6 +64,8 @@ def iter_rows(org: Organisation, table: str) -> Iterator[Record]:
             yield request.record()
     elif table in ("feature_flag_definitions", "environment_segments", "segments_keys"):
         yield from _environment_rows(org, table)
+    elif table in _NEWER_TABLES:
+        yield from _newer_rows(org, table)
     else:
         yield from _workspace_rows(org, table)
 
@@ -97,6 +108,45 @@ def _environment_rows(org: Organisation, table: str) -> Iterator[Record]:
                     yield {"key": key, **context, "segment_name": activation.segment_name}
 
 
+_NEWER_TABLES = (
+    "attributes",
+    "rule_based_segments",
+    "rule_based_segment_definitions",
+    "large_segments",
+    "environment_large_segments",
+)
+_LARGE_SEGMENT_TABLES = ("large_segments", "environment_large_segments")
+
+
+def _newer_rows(org: Organisation, table: str) -> Iterator[Record]:
+    """Rows of the §3.4–§3.6 tables in the served form; none while large segments are paywalled."""
+    if table in _LARGE_SEGMENT_TABLES and org.forms.large_segments_paywalled:
+        return
+    if table == "attributes":
+        for workspace in org.workspaces:
+            for traffic_type in org.traffic_types.get(workspace.id, []):
+                context = {"workspace_id": workspace.id, "traffic_type_id": traffic_type.id}
+                for attribute in org.attributes.get(traffic_type.id, []):
+                    yield {**attribute.record(org), **context}
+    elif table in ("rule_based_segments", "large_segments"):
+        containers = (
+            org.rule_based_segments if table == "rule_based_segments" else org.large_segments
+        )
+        for workspace in org.workspaces:
+            for segment in containers.get(workspace.id, []):
+                yield {**segment.record(org), "workspace_id": workspace.id}
+    else:
+        definitions: dict[str, list[Any]] = (
+            org.rule_based_definitions
+            if table == "rule_based_segment_definitions"
+            else org.large_segment_definitions
+        )
+        for workspace, environment in org.iter_environments():
+            context = {"workspace_id": workspace.id, "environment_id": environment.id}
+            for definition in definitions.get(environment.id, []):
+                yield {**definition.record(org), **context}
+
+
 def row_count(org: Organisation, table: str) -> int:
     """How many rows ``table`` has, without building them."""
     counts: dict[str, Any] = {
@@ -114,6 +164,8 @@ def row_count(org: Organisation, table: str) -> int:
         "groups": lambda: len(org.groups),
         "change_requests": lambda: len(org.change_requests),
     }
+    if table in _NEWER_TABLES:
+        return sum(1 for _ in _newer_rows(org, table))
     return int(counts[table]())
 
 
@@ -158,7 +210,54 @@ def minimal_requests(org: Organisation) -> dict[str, int]:
         "change_requests": sum(
             _pages(requests[status], size["change_requests"]) for status in CHANGE_REQUEST_STATUSES
         ),
+        **_newer_minimal_requests(org, size),
     }
+
+
+def _newer_minimal_requests(org: Organisation, size: dict[str, int | None]) -> dict[str, int]:
+    """Minimal requests of the §3.4–§3.6 endpoints in the served forms (module docstring)."""
+    forms = org.forms
+    workspaces = org.workspaces
+    environments = [env for _, env in org.iter_environments()]
+
+    def scoped(counts: list[int], envelope: str, table: str) -> int:
+        if envelope == "offset":
+            return sum(_pages(count, size[table]) for count in counts)
+        return len(counts)  # a bare array or {objects}: the whole list at once
+
+    traffic_types = [tt for ws in workspaces for tt in org.traffic_types.get(ws.id, [])]
+    attribute_counts = [len(org.attributes.get(tt.id, [])) for tt in traffic_types]
+    if forms.attributes_envelope == "array":
+        attributes = len(attribute_counts)
+    else:
+        attributes = sum(_pages(count, size["attributes"]) for count in attribute_counts)
+    requests = {
+        "attributes": attributes,
+        "rule_based_segments": scoped(
+            [len(org.rule_based_segments.get(ws.id, [])) for ws in workspaces],
+            forms.rule_based_segments_envelope,
+            "rule_based_segments",
+        ),
+        "rule_based_segment_definitions": scoped(
+            [len(org.rule_based_definitions.get(env.id, [])) for env in environments],
+            forms.rule_based_segment_definitions_envelope,
+            "rule_based_segment_definitions",
+        ),
+        "large_segments": scoped(
+            [len(org.large_segments.get(ws.id, [])) for ws in workspaces],
+            forms.large_segments_envelope,
+            "large_segments",
+        ),
+        "environment_large_segments": scoped(
+            [len(org.large_segment_definitions.get(env.id, [])) for env in environments],
+            forms.environment_large_segments_envelope,
+            "environment_large_segments",
+        ),
+    }
+    if forms.large_segments_paywalled:
+        requests["large_segments"] = min(1, len(workspaces))
+        requests["environment_large_segments"] = 0
+    return requests
 
 
 def summary(org: Organisation) -> dict[str, Any]:
@@ -185,6 +284,7 @@ def summary(org: Organisation) -> dict[str, Any]:
             "users": org.user_status_counts(),
             "change_requests": org.change_request_status_counts(),
         },
+        "forms": org.forms.public(),
     }
 
 
@@ -212,7 +312,7 @@ def stream_ground_truth(
             ("," if i else "") + _dump(row) for i, row in enumerate(iter_rows(org, table))
         )
         yield b"]}"
-    tail = {key: document[key] for key in ("minimal_requests", "status_counts")}
+    tail = {key: document[key] for key in ("minimal_requests", "status_counts", "forms")}
     yield ("}," + _dump(tail)[1:]).encode()
 
 

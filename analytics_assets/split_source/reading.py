@@ -23,7 +23,7 @@ from analytics_assets.split_source.transport import RequestContext, SplitTranspo
 logger = logging.getLogger("analytics_assets.split_source")
 
 MAX_REREADS = 3
-CONTEXT_COLUMNS = frozenset({"workspace_id", "environment_id", "segment_name"})
+CONTEXT_COLUMNS = frozenset({"workspace_id", "environment_id", "segment_name", "traffic_type_id"})
 """Columns the source adds from the request's scope; every other key column is the API's."""
 
 

@@ -50,7 +50,9 @@ CHANGE_REQUEST_STATUSES = (
     "PUBLISHED",
 )
 
-Pagination = Literal["offset", "marker", "none"]
+Pagination = Literal["offset", "marker", "none", "list_or_offset", "attribute_markers"]
+"""``list_or_offset`` and ``attribute_markers`` are the newer endpoints' paging (contract
+§3.4–§3.6), whose form varies: see :mod:`analytics_assets.split_source.paging_variants`."""
 Scope = Literal["org", "workspace", "environment"]
 
 
@@ -60,7 +62,8 @@ class Endpoint:
 
     table: str
     path: str
-    """Relative to the base URL. Placeholders: {workspace_id}, {environment_id}, {segment_name}."""
+    """Relative to the base URL. Placeholders: {workspace_id}, {environment_id}, {segment_name},
+    {traffic_type_id}."""
     pagination: Pagination
     records: str
     """JSONPath of the records in the response ("$" for a bare array)."""
@@ -86,6 +89,11 @@ class Endpoint:
     """A 404 means "nothing here" (not an error) for this endpoint."""
     optional_for_harness: bool = False
     """Deprecated for Harness-migrated accounts: warn and skip if the API refuses it."""
+    paywall_means_empty: bool = False
+    """A 402 means "not in this organisation's plan": warn once, zero rows, not a failure."""
+    columns: Mapping[str, str] = field(default_factory=dict)
+    """Every documented column (dlt's normalized name -> dlt data type), so it exists from the
+    first load with its type even when the API omits or nulls it (see ``schema.py``)."""
 
 
 ENDPOINTS: tuple[Endpoint, ...] = (
@@ -102,6 +110,12 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         scope="org",
         description="Workspaces (Harness FME projects) of the organisation.",
         contract="§2.1",
+        columns={
+            "id": "text",
+            "name": "text",
+            "type": "text",
+            "requires_title_and_comments": "bool",
+        },
     ),
     Endpoint(
         table="environments",
@@ -113,6 +127,11 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         parent="workspaces",
         description="Environments of each workspace (id, name, production flag).",
         contract="§2.2",
+        columns={
+            "id": "text",
+            "name": "text",
+            "production": "bool",
+        },
     ),
     Endpoint(
         table="traffic_types",
@@ -124,6 +143,11 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         parent="workspaces",
         description="Traffic types of each workspace.",
         contract="§2.3",
+        columns={
+            "id": "text",
+            "name": "text",
+            "display_attribute_id": "text",
+        },
     ),
     Endpoint(
         table="rollout_statuses",
@@ -136,6 +160,11 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         parent="workspaces",
         description="Rollout statuses available in each workspace.",
         contract="§2.7",
+        columns={
+            "id": "text",
+            "name": "text",
+            "description": "text",
+        },
     ),
     Endpoint(
         table="flag_sets",
@@ -150,6 +179,15 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         parent="workspaces",
         description="Flag sets of each workspace.",
         contract="§2.8",
+        columns={
+            "id": "text",
+            "name": "text",
+            "description": "text",
+            "created_at": "timestamp",
+            "type": "text",
+            "workspace__id": "text",
+            "workspace__type": "text",
+        },
     ),
     Endpoint(
         table="feature_flags",
@@ -163,6 +201,17 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         parent="workspaces",
         description="Feature flags (splits) of each workspace: metadata, tags, owners.",
         contract="§2.4",
+        columns={
+            "id": "text",
+            "name": "text",
+            "description": "text",
+            "creation_time": "bigint",
+            "rollout_status__id": "text",
+            "rollout_status__name": "text",
+            "rollout_status_timestamp": "bigint",
+            "traffic_type__id": "text",
+            "traffic_type__name": "text",
+        },
     ),
     Endpoint(
         table="segments",
@@ -176,6 +225,13 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         parent="workspaces",
         description="Segments of each workspace (segments have no id; the name is the key).",
         contract="§2.5",
+        columns={
+            "name": "text",
+            "description": "text",
+            "creation_time": "bigint",
+            "traffic_type__id": "text",
+            "traffic_type__name": "text",
+        },
     ),
     Endpoint(
         table="feature_flag_definitions",
@@ -195,6 +251,24 @@ ENDPOINTS: tuple[Endpoint, ...] = (
             " _dlt_valid_to (null for the current version)."
         ),
         contract="§3.1",
+        columns={
+            "id": "text",
+            "name": "text",
+            "environment": "json",
+            "traffic_type": "json",
+            "killed": "bool",
+            "treatments": "json",
+            "default_treatment": "text",
+            "baseline_treatment": "text",
+            "traffic_allocation": "bigint",
+            "rules": "json",
+            "default_rule": "json",
+            "creation_time": "bigint",
+            "last_update_time": "bigint",
+            "last_traffic_received_at": "bigint",
+            "impressions_disabled": "bool",
+            "flag_sets": "json",
+        },
     ),
     Endpoint(
         table="environment_segments",
@@ -209,6 +283,14 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         describes=("segments",),
         description="Segments active in each environment.",
         contract="§3.2",
+        columns={
+            "name": "text",
+            "creation_time": "bigint",
+            "traffic_type__id": "text",
+            "traffic_type__name": "text",
+            "environment__id": "text",
+            "environment__name": "text",
+        },
     ),
     Endpoint(
         table="segments_keys",
@@ -239,6 +321,14 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         optional_for_harness=True,
         description="Users of the organisation, in every status (ACTIVE, DEACTIVATED, PENDING).",
         contract="§2.9",
+        columns={
+            "id": "text",
+            "type": "text",
+            "name": "text",
+            "email": "text",
+            "status": "text",
+            "_2fa": "bool",
+        },
     ),
     Endpoint(
         table="groups",
@@ -252,6 +342,12 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         optional_for_harness=True,
         description="User groups of the organisation.",
         contract="§2.10",
+        columns={
+            "id": "text",
+            "name": "text",
+            "description": "text",
+            "type": "text",
+        },
     ),
     Endpoint(
         table="change_requests",
@@ -265,6 +361,107 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         statuses=CHANGE_REQUEST_STATUSES,
         description="Change requests in all six statuses, with their payloads and comments.",
         contract="§2.11",
+        columns={
+            "id": "text",
+            "status": "text",
+            "title": "text",
+            "comment": "text",
+            "operation_type": "text",
+            "workspace__id": "text",
+            "workspace__type": "text",
+            "rollout_status__id": "text",
+            "rollout_status__type": "text",
+            "rollout_status__name": "text",
+            "rollout_status_timestamp": "bigint",
+            "scheduled_for": "bigint",
+            "scheduled_for_timezone": "text",
+            "split__id": "text",
+            "split__name": "text",
+            "split__environment": "json",
+            "split__killed": "bool",
+            "segment__name": "text",
+            "segment__keys": "json",
+            "segment__environment": "json",
+        },
+    ),
+    Endpoint(
+        table="attributes",
+        path="v2/schema/ws/{workspace_id}/trafficTypes/{traffic_type_id}",
+        # contract §3.4: paginate=true&markerLimit=200 (the maximum); the legacy bare array
+        # is accepted too, and the envelope's key is `objects` or `data`.
+        pagination="attribute_markers",
+        records="$,objects,data",
+        page_size=200,
+        primary_key=("workspace_id", "traffic_type_id", "id"),
+        scope="workspace",
+        parent="traffic_types",
+        description=(
+            "Attribute schema of each traffic type (what targeting can match on): data type,"
+            " display name, description, searchable, suggested values."
+        ),
+        contract="§3.4",
+    ),
+    Endpoint(
+        table="rule_based_segments",
+        path="v2/rule-based-segments/ws/{workspace_id}",
+        # contract §3.6: a bare array live, `{objects}` or an offset envelope in the docs.
+        pagination="list_or_offset",
+        records="$,objects",
+        total="totalCount",
+        page_size=50,
+        primary_key=("workspace_id", "id"),
+        scope="workspace",
+        parent="workspaces",
+        description="Rule-based segments of each workspace (metadata).",
+        contract="§3.6",
+    ),
+    Endpoint(
+        table="rule_based_segment_definitions",
+        path="v2/rule-based-segments/ws/{workspace_id}/environments/{environment_id}",
+        pagination="list_or_offset",
+        records="$,objects",
+        total="totalCount",
+        page_size=50,
+        primary_key=("environment_id", "name"),
+        scope="environment",
+        parent="environments",
+        describes=("rule_based_segments",),
+        history=True,
+        description=(
+            "Per-environment rule-based segment definitions (rules, excluded keys, excluded"
+            " segments), with history like flag definitions."
+        ),
+        contract="§3.6",
+    ),
+    Endpoint(
+        table="large_segments",
+        path="v2/large-segments/ws/{workspace_id}",
+        # contract §3.5: a bare array (first-party code) or an offset envelope (docs).
+        pagination="list_or_offset",
+        records="$,objects",
+        total="totalCount",
+        page_size=50,
+        primary_key=("workspace_id", "name"),
+        scope="workspace",
+        parent="workspaces",
+        paywall_means_empty=True,
+        description="Large segments of each workspace (metadata; members are not exportable).",
+        contract="§3.5",
+    ),
+    Endpoint(
+        table="environment_large_segments",
+        path="v2/large-segments/ws/{workspace_id}/environments/{environment_id}",
+        pagination="list_or_offset",
+        records="$,objects",
+        total="totalCount",
+        page_size=50,
+        primary_key=("environment_id", "name"),
+        scope="environment",
+        parent="environments",
+        describes=("large_segments",),
+        paywall_means_empty=True,
+        description="Large segments defined in each environment (metadata).",
+        contract="§3.5",
     ),
 )
 

@@ -22,6 +22,7 @@ deleted in Split disappear even when nothing is left in that scope.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -32,10 +33,12 @@ import pyarrow as pa
 from dlt.extract.items_transform import ItemTransform
 from dlt.sources import DltResource
 
+from analytics_assets.split_source import paging_variants
 from analytics_assets.split_source.cancellation import Cancellation
 from analytics_assets.split_source.errors import SplitApiError, SplitConfigurationError
 from analytics_assets.split_source.paging import MarkerPaging, OffsetPaging, Paging, SinglePage
 from analytics_assets.split_source.reading import read_offset_scope_concurrently, read_scope
+from analytics_assets.split_source.schema import column_hints
 from analytics_assets.split_source.settings import (
     ENDPOINTS,
     ENDPOINTS_BY_TABLE,
@@ -163,6 +166,8 @@ def _key_columns(endpoint: Endpoint) -> dict[str, Any]:
 
 def paging_for(endpoint: Endpoint) -> Paging:
     """How an endpoint's pages are read, from its row of the endpoint table."""
+    if endpoint.pagination in ("list_or_offset", "attribute_markers"):
+        return paging_variants.paging_for(endpoint)
     if endpoint.pagination == "offset":
         assert endpoint.page_size and endpoint.total
         totals = tuple(dict.fromkeys((endpoint.total, "count", "totalCount")))
@@ -189,6 +194,10 @@ class _Tables:
         self.transport = transport
         self.scope = scope
         self.settings = settings
+        # A 402 on large segments means the plan has none (contract §3.5): the first answer
+        # decides for every scope, so the others ask nothing (None: not known yet).
+        self._paywalled: bool | None = None
+        self._paywall_lock = threading.Lock()
 
     def read(
         self, endpoint: Endpoint, placeholders: dict[str, str], scope: tuple[tuple[str, str], ...]
@@ -199,6 +208,8 @@ class _Tables:
         )
         params: dict[str, Any] = {k: v.format(**placeholders) for k, v in endpoint.params.items()}
         context = RequestContext(endpoint, path, scope)
+        if endpoint.paywall_means_empty:
+            return self._read_unless_paywalled(context, params)
         try:
             return read_scope(self.transport, context, params, paging_for(endpoint))
         except SplitApiError as error:
@@ -214,6 +225,30 @@ class _Tables:
                 return None
             raise
 
+    def _read_unless_paywalled(
+        self, context: RequestContext, params: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        if self._paywalled is False:
+            return read_scope(self.transport, context, params, paging_for(context.endpoint))
+        with self._paywall_lock:
+            if self._paywalled:
+                return []
+            try:
+                records = read_scope(self.transport, context, params, paging_for(context.endpoint))
+            except SplitApiError as error:
+                if error.status != 402:
+                    raise
+                logger.warning(
+                    "Split API %s answered 402 (Payment Required): this organisation's plan"
+                    " has no large segments; %s and the other large-segment tables stay empty.",
+                    context.where,
+                    context.endpoint.table,
+                )
+                self._paywalled = True
+                return []
+            self._paywalled = False
+            return records
+
     def _refused_statuses(self) -> set[int]:
         return {403, 404, 410} | ({401} if self.settings.auth_scheme == "x-api-key" else set())
 
@@ -222,7 +257,7 @@ class _Tables:
             "name": endpoint.table,
             "primary_key": None if endpoint.history else list(endpoint.primary_key),
             "write_disposition": _write_disposition(endpoint, self.scope),
-            "columns": _key_columns(endpoint),
+            "columns": {**column_hints(endpoint), **_key_columns(endpoint)},
         }
         if endpoint.history:
             # Targeting rules and treatments stay whole JSON documents in each version's row,
@@ -258,6 +293,8 @@ class _Tables:
         fetch = (
             self._environment_scope if endpoint.scope == "environment" else self._workspace_scope
         )
+        if endpoint.parent == "traffic_types":
+            fetch = self._traffic_type_scope
 
         def scopes(items: Any) -> Iterator[Callable[[], Any]]:
             for row in _rows(items):
@@ -276,6 +313,17 @@ class _Tables:
             endpoint, {"workspace_id": workspace_id}, (("workspace", workspace_id),)
         )
         return [{**record, "workspace_id": workspace_id} for record in records or []]
+
+    def _traffic_type_scope(self, endpoint: Endpoint, traffic_type: dict[str, Any]) -> list[dict]:
+        workspace_id = str(traffic_type["workspace_id"])
+        traffic_type_id = str(traffic_type["id"])
+        records = self.read(
+            endpoint,
+            {"workspace_id": workspace_id, "traffic_type_id": traffic_type_id},
+            (("workspace", workspace_id), ("traffic type", traffic_type_id)),
+        )
+        context = {"workspace_id": workspace_id, "traffic_type_id": traffic_type_id}
+        return paging_variants.with_context(records or [], context)
 
     def _environment_scope(self, endpoint: Endpoint, environment: dict[str, Any]) -> list[dict]:
         workspace_id = str(environment["workspace_id"])
@@ -415,6 +463,12 @@ def split_source(
             built[endpoint.table] = tables.organisation_table(endpoint)
         elif endpoint.table == "segments_keys":
             continue
+        elif endpoint.parent == "traffic_types":
+            if "traffic_types" not in built:
+                built["traffic_types"] = tables.child_table(
+                    ENDPOINTS_BY_TABLE["traffic_types"], workspaces
+                )
+            built[endpoint.table] = tables.child_table(endpoint, built["traffic_types"])
         elif endpoint.scope == "workspace":
             built[endpoint.table] = tables.child_table(endpoint, workspaces)
         else:

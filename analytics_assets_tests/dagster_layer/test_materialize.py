@@ -66,12 +66,23 @@ def test_one_workspace_and_one_environment_partition_refresh_alone(synced_projec
     def in_workspace(table):
         return sum(1 for r in rows[table]["rows"] if r["workspace_id"] == workspace)
 
+    traffic_types = [
+        r["id"] for r in rows["traffic_types"]["rows"] if r["workspace_id"] == workspace
+    ]
+    attributes = Counter(
+        r["traffic_type_id"] for r in rows["attributes"]["rows"] if r["workspace_id"] == workspace
+    )
     assert requests == {
         "traffic_types": 1,
         "rollout_statuses": 1,
         "flag_sets": _pages(in_workspace("flag_sets"), 200),
         "feature_flags": _pages(in_workspace("feature_flags"), 50),
         "segments": _pages(in_workspace("segments"), 50),
+        # markers of 200 per traffic type; the sandbox's default forms are bare arrays for
+        # rule-based and large segments, one request each
+        "attributes": sum(_pages(attributes[t], 200) for t in traffic_types),
+        "rule_based_segments": 1,
+        "large_segments": 1,
     }
     assert _load_ids(duckdb_path, "feature_flags", "workspace_id", workspace) == others_before
 
@@ -97,6 +108,8 @@ def test_one_workspace_and_one_environment_partition_refresh_alone(synced_projec
         "feature_flag_definitions": _pages(definitions, 50),
         "environment_segments": _pages(len(active), 50),
         "segments_keys": sum(_pages(keys[s["name"]], 100) for s in active),
+        "rule_based_segment_definitions": 1,
+        "environment_large_segments": 1,
     }
     # The partition's materialization carries only its own partition.
     events = [

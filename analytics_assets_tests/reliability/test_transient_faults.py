@@ -3,9 +3,14 @@
 Each case is a fresh project against a sandbox injecting one kind of fault (or all of them),
 synced through a real entry point: ``analytics-assets sync`` in a subprocess, or the Dagster
 jobs in-process (``run_sync``, the code path the CLI and the UI share). The retry settings are
-the production defaults (3 retries, 60 s timeout) except where a case is about them; only the
-backoff factor is shortened (0.05 s) to keep the suite fast. A 429 always waits what the
-server's reset headers say, whatever the backoff factor.
+the production defaults (20 retries, 60 s read timeout) except where a case is about them;
+the backoff factor is shortened (0.05 s) to keep the suite fast, and cases with stalled or
+dripping bodies shorten the whole-request deadline (a stall costs the deadline). A 429 always
+waits what the server's reset headers say, whatever the backoff factor. Faults have no cap on
+how often one request fails in a row (the sandbox's default, as on a real network).
+
+``test_an_api_incident_with_production_defaults`` takes every setting at its default: the API
+answers nothing but errors for over two minutes, and the sync rides it out.
 """
 
 from __future__ import annotations
@@ -40,12 +45,26 @@ CASES = {
         {},
         "dagster",
     ),
-    "all of them mixed": (
+    "wrong-shaped 200s (message, null, records key missing, object for list)": (
+        {"fault_kinds": "shape", "fault_rate": 0.3},
+        {},
+        "dagster",
+    ),
+    "bodies that stall after the headers or drip a byte a second": (
+        {"fault_kinds": "stall,drip", "fault_rate": 0.05},
+        {"SPLIT_REQUEST_DEADLINE": "3"},
+        "cli",
+    ),
+    "all of them mixed, 20 %, no cap on faults in a row": (
         {"fault_kinds": "all", "fault_rate": 0.2, "slow_ms": 3500, "rate_limit": 30},
-        {"SPLIT_REQUEST_TIMEOUT": "2"},
+        {"SPLIT_REQUEST_TIMEOUT": "2", "SPLIT_REQUEST_DEADLINE": "4"},
         "cli",
     ),
 }
+
+INCIDENT_SECONDS = 130
+OUTAGE_KINDS = "500,502,503,504,drop,html,shape"
+"""What an outage answers: errors, cut connections, proxy pages, wrong bodies."""
 
 
 def _probe_429_headers(base_url: str, sandbox):  # type: ignore[no-untyped-def]
@@ -108,8 +127,9 @@ def test_transient_faults_end_in_exact_tables(case, make_project, figures):
     if options:
         assert sum(faults.values()) > 0, "the sandbox injected no fault"
         assert retries > 0
-    # Retries are the only extra requests: no page was fetched twice, none was skipped.
-    assert requests_made - retries == minimal
+    # Retries and the requests a 429 sent back (flow control, not a retry) are the only extra
+    # requests: no page was fetched twice, none was skipped.
+    assert requests_made - retries - rate_limited == minimal
     # and the client's counters are honest: the server saw them (a retry on a connection
     # that died before reaching it is the only way to see fewer).
     assert requests_made - retries <= sandbox.stats()["requests_total"] <= requests_made
@@ -125,5 +145,38 @@ def test_transient_faults_end_in_exact_tables(case, make_project, figures):
         retries=retries,
         rate_limited=rate_limited,
         faults_injected=faults,
+        seconds=round(seconds, 1),
+    )
+
+
+def test_an_api_incident_with_production_defaults(make_project, figures):
+    """Every request fails for over two minutes, then the API recovers: with every setting at
+    its default (backoff included), the sync waits it out and ends exact."""
+    project = make_project(fault_kinds=OUTAGE_KINDS)
+    sandbox = project.sandbox
+    truth = sandbox.ground_truth()
+    sandbox.reset_stats()
+    sandbox.control(incident_seconds=INCIDENT_SECONDS)
+    started = time.monotonic()
+    result = project.cli("sync", SPLIT_BACKOFF_FACTOR=None, timeout=1200)
+    seconds = time.monotonic() - started
+    assert result.returncode == 0, str(result)
+    assert "Traceback" not in result.stderr
+    assert seconds >= INCIDENT_SECONDS  # it did meet the incident, and outlasted it
+    assert project.diffs(truth) == []
+    assert duplicate_keys(project.duckdb_path) == {}
+    numbers = result.summary
+    minimal = truth["minimal_requests"]["total"]
+    assert numbers["requests"] - numbers["retries"] - numbers["rate_limited"] == minimal
+    figures.add(
+        "transient",
+        f"an API incident: every request fails for {INCIDENT_SECONDS} s (production defaults)",
+        "analytics-assets sync",
+        "exact tables",
+        requests=numbers["requests"],
+        minimal_requests=minimal,
+        retries=numbers["retries"],
+        rate_limited=numbers["rate_limited"],
+        faults_injected=server_faults(sandbox),
         seconds=round(seconds, 1),
     )

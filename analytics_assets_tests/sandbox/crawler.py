@@ -1,10 +1,13 @@
 """An independent Admin API crawler for testing the sandbox, written from the contract.
 
 It deliberately shares nothing with the sandbox except the HTTP interface: paths, envelopes
-and stop conditions are spelled out here again (contract §1.5, §2, §3.1, §3.2), so a mistake
+and stop conditions are spelled out here again (contract §1.5, §2, §3.1–§3.6), so a mistake
 in the sandbox's endpoint table cannot hide itself. It uses each endpoint's maximum page
 size (100 for workspaces), follows each pagination style's stop condition, iterates every
 user and change-request status, and reads keys only for segments active in an environment.
+The newer endpoints (§3.4–§3.6) are read the way the contract's "robust client" paragraphs
+say, accepting every documented form; a 402 on large segments means the plan has none, so
+they are not asked for again.
 """
 
 from __future__ import annotations
@@ -39,7 +42,16 @@ NATURAL_KEYS: dict[str, tuple[str, ...]] = {
     "users": ("id",),
     "groups": ("id",),
     "change_requests": ("id",),
+    "attributes": ("workspace_id", "traffic_type_id", "id"),
+    "rule_based_segments": ("workspace_id", "id"),
+    "rule_based_segment_definitions": ("environment_id", "name"),
+    "large_segments": ("workspace_id", "name"),
+    "environment_large_segments": ("environment_id", "name"),
 }
+
+
+class PlanLacksFeature(Exception):
+    """HTTP 402: the organisation's plan does not include this feature (contract §3.5)."""
 
 
 class CrawlError(RuntimeError):
@@ -71,6 +83,8 @@ class Crawler:
                 )
                 if response.status_code == 200:
                     return response.json()
+                if response.status_code == 402:
+                    raise PlanLacksFeature(path)
                 if response.status_code not in RETRYABLE_STATUSES:
                     raise CrawlError(f"GET {path} {params}: HTTP {response.status_code}")
                 self.failures.append(str(response.status_code))
@@ -119,12 +133,44 @@ class Crawler:
                 return rows
             query["after"] = page["nextMarker"]
 
+    # --- the newer endpoints (contract §3.4–§3.6) -------------------------------------------
+
+    def list_or_offset(self, path: str, limit: int = 50) -> list[Any]:
+        """§3.5/§3.6: an array is complete; `{objects}` alone too; an envelope pages by offset."""
+        rows: list[Any] = []
+        offset = 0
+        while True:
+            page = self.get(path, {"offset": offset, "limit": limit})
+            if isinstance(page, list):
+                return page
+            objects = page["objects"]
+            rows.extend(objects)
+            if "totalCount" not in page and "offset" not in page:
+                return rows
+            offset += len(objects)
+            if not objects or offset >= page["totalCount"]:
+                return rows
+
+    def attribute_pages(self, path: str) -> list[Any]:
+        """§3.4: paginate=true&markerLimit=200; array = complete; else follow afterMarker."""
+        rows: list[Any] = []
+        query: dict[str, Any] = {"paginate": "true", "markerLimit": 200}
+        while True:
+            page = self.get(path, query)
+            if isinstance(page, list):
+                return page
+            rows.extend(page["objects"] if "objects" in page else page["data"])
+            if page.get("nextMarker") is None:
+                return rows
+            query["afterMarker"] = page["nextMarker"]
+
     # --- the whole organisation ------------------------------------------------------------
 
     def crawl(self) -> dict[str, list[dict[str, Any]]]:
         tables: dict[str, list[dict[str, Any]]] = {name: [] for name in NATURAL_KEYS}
         workspaces = self.offset_pages("/v2/workspaces", 100)
         tables["workspaces"] = workspaces
+        large_segments_in_plan = True
         for workspace in workspaces:
             ws = workspace["id"]
             context = {"workspace_id": ws}
@@ -146,6 +192,23 @@ class Crawler:
             tables["segments"] += [
                 {**s, **context} for s in self.offset_pages(f"/v2/segments/ws/{ws}", 50)
             ]
+            for traffic_type in tables["traffic_types"]:
+                if traffic_type["workspace_id"] == ws:
+                    tt = traffic_type["id"]
+                    tables["attributes"] += [
+                        {**a, **context, "traffic_type_id": tt}
+                        for a in self.attribute_pages(f"/v2/schema/ws/{ws}/trafficTypes/{tt}")
+                    ]
+            tables["rule_based_segments"] += [
+                {**r, **context} for r in self.list_or_offset(f"/v2/rule-based-segments/ws/{ws}")
+            ]
+            if large_segments_in_plan:
+                try:
+                    tables["large_segments"] += [
+                        {**g, **context} for g in self.list_or_offset(f"/v2/large-segments/ws/{ws}")
+                    ]
+                except PlanLacksFeature:
+                    large_segments_in_plan = False
             for environment in environments:
                 env = environment["id"]
                 env_context = {**context, "environment_id": env}
@@ -155,6 +218,19 @@ class Crawler:
                 ]
                 active = self.offset_pages(f"/v2/segments/ws/{ws}/environments/{env}", 50)
                 tables["environment_segments"] += [{**s, **env_context} for s in active]
+                tables["rule_based_segment_definitions"] += [
+                    {**d, **env_context}
+                    for d in self.list_or_offset(
+                        f"/v2/rule-based-segments/ws/{ws}/environments/{env}"
+                    )
+                ]
+                if large_segments_in_plan:
+                    tables["environment_large_segments"] += [
+                        {**d, **env_context}
+                        for d in self.list_or_offset(
+                            f"/v2/large-segments/ws/{ws}/environments/{env}"
+                        )
+                    ]
                 for segment in active:
                     name = segment["name"]
                     tables["segments_keys"] += [

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import threading
+import time
 
-from analytics_assets.split_source.client import RequestPacer
+from analytics_assets.split_source.pacing import RequestPacer
 
 
 def test_configured_limit_holds_in_every_sliding_window_across_threads():
@@ -37,5 +38,13 @@ def test_configured_limit_holds_in_every_sliding_window_across_threads():
 def test_a_429_holds_every_request_back_until_the_reset():
     pacer = RequestPacer(max_requests_per_second=None)
     first = pacer.reserve()
-    pacer.pause(2.0)
+    pacer.pause_until(time.monotonic() + 2.0)
     assert pacer.reserve() >= first + 2.0 - 0.05
+
+
+def test_a_rate_below_one_a_second_spaces_requests():
+    # SPLIT_MAX_REQUESTS_PER_SECOND=0.5: one request every two seconds, no error.
+    pacer = RequestPacer(max_requests_per_second=0.5)
+    slots = [pacer.reserve() for _ in range(4)]
+    gaps = [b - a for a, b in zip(slots, slots[1:], strict=False)]
+    assert all(abs(gap - 2.0) < 1e-6 for gap in gaps), gaps

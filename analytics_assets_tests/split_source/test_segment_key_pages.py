@@ -19,12 +19,10 @@ import pyarrow as pa
 import pytest
 
 from analytics_assets.split_source import SplitApiError, SplitSettings
-from analytics_assets.split_source.client import RequestStats, SplitSession
-from analytics_assets.split_source.source import (
-    SyncScope,
-    _segments_keys_resource,
-    _static_resource,
-)
+from analytics_assets.split_source.errors import SplitDataError
+from analytics_assets.split_source.source import SyncScope, _static_resource, _Tables
+from analytics_assets.split_source.stats import RequestStats
+from analytics_assets.split_source.transport import SplitTransport
 
 
 @dataclass
@@ -35,6 +33,7 @@ class Segment:
     short_page_at: int | None = None  # this offset returns half a page
     missing_from: int | None = None  # offsets from here answer 404
     failing: bool = False
+    duplicate_reads: int = 0  # this many whole reads serve keys 0-9 twice (on the last page)
     requests: list[int] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -48,8 +47,13 @@ class Segment:
             size = min(limit, self.clamp)
             if offset == self.short_page_at:
                 size //= 2
-            page = self.keys[offset : offset + size]
-            count = len(self.keys)
+            keys = self.keys
+            if self.duplicate_reads:
+                keys = self.keys + self.keys[:10]
+            page = keys[offset : offset + size]
+            count = len(keys)
+            if self.duplicate_reads and offset + size >= count:
+                self.duplicate_reads -= 1
             if offset == 0 and self.grow_after_first_page:
                 self.keys = self.keys + self.grow_after_first_page
                 self.grow_after_first_page = []
@@ -97,7 +101,8 @@ def read(
         "environment_segments",
         [{"environment_id": "env-1", "name": name, "workspace_id": "ws"}] * listed,
     )
-    resource = _segments_keys_resource(parent, SplitSession(config, stats), SyncScope(), config)
+    tables = _Tables(SplitTransport(config, stats), SyncScope(), config)
+    resource = tables.segments_keys(parent)
     tables = [item for item in resource if isinstance(item, pa.Table)]
     return [k for table in tables for k in table.column("key").to_pylist()], stats
 
@@ -137,12 +142,25 @@ def test_short_middle_page_is_filled_in_order(server):
     assert set(got) == set(keys(500)) and len(got) == 500
 
 
-def test_keys_read_twice_are_loaded_once(server):
-    # A key that moves to a later page while the segment changes is served twice.
+def test_keys_served_twice_while_moving_are_read_again(server):
+    # A key that moves to a later page while the segment changes is served twice: the read
+    # is thrown away and done again, and the second read is clean.
     base_url, segments = server
-    segments["shifting"] = Segment(keys(150) + keys(10))
+    segments["shifting"] = Segment(keys(150), duplicate_reads=1)
     got, _ = read(base_url, "shifting")
     assert got == keys(150)
+
+
+def test_keys_that_keep_repeating_fail_loudly_naming_the_segment(server):
+    base_url, segments = server
+    segments["stuck"] = Segment(keys(150), duplicate_reads=1_000)
+    with pytest.raises(Exception) as caught:
+        read(base_url, "stuck")
+    error = caught.value
+    while error is not None and not isinstance(error, SplitDataError):
+        error = error.__cause__ or error.__context__
+    assert isinstance(error, SplitDataError), caught.value
+    assert "segment stuck" in str(error) and "kept changing" in str(error)
 
 
 def test_segment_listed_twice_is_read_once(server):
@@ -153,11 +171,13 @@ def test_segment_listed_twice_is_read_once(server):
     assert got == keys(250) and stats.requests == 3
 
 
-def test_segment_deactivated_while_read_keeps_what_was_there(server):
+def test_segment_deactivated_while_read_is_not_active_there_any_more(server):
+    # The API now says the segment is not active in the environment (contract §2.6): it has
+    # no keys there, as the next listing of the environment's segments will also say.
     base_url, segments = server
     segments["leaving"] = Segment(keys(500), missing_from=300)
     got, _ = read(base_url, "leaving")
-    assert got == keys(300)
+    assert got == []
 
 
 def test_segment_not_active_at_all_is_empty(server):

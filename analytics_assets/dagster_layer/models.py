@@ -1,0 +1,172 @@
+"""The dbt models (analytics_assets/dbt_project) as Dagster assets, downstream of the raw tables.
+
+- dbt sources map onto the dlt assets' keys ``split/<table>`` (a child table such as
+  ``feature_flags__owners`` belongs to its parent's asset), so lineage runs raw -> staging ->
+  marts; models are ``split_analytics/<model>``; dbt tests become asset checks.
+- A run takes the same warehouse writer lock and pool as the loads: DuckDB has one writer.
+- The manifest is made offline by ``dbt parse`` when missing or older than the project's files
+  (seconds, once per change); nothing is fetched, the project uses no hub packages.
+- Each run renders its dbt profile from the warehouse settings and the credentials dlt resolves,
+  so any dlt credential form (connection string, fields, secrets.toml) works for dbt too.
+"""
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
+    DagsterInstance,
+    Definitions,
+    define_asset_job,
+)
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+
+from analytics_assets.dagster_layer.resources import WarehouseResource
+from analytics_assets.dagster_layer.translator import OWNERS, asset_key
+from analytics_assets.warehouse import WarehouseSettings, warehouse_reader, writer_lock
+
+PROJECT_DIR = Path(__file__).resolve().parents[1] / "dbt_project"
+PROFILE = "analytics_assets"
+MODELS_KEY_PREFIX = "split_analytics"
+MODELS_JOB = "split_models_refresh"
+# The dbt of this interpreter's environment, also when its bin folder is not on PATH.
+DBT_EXECUTABLE = shutil.which("dbt") or str(Path(sys.executable).with_name("dbt"))
+QUIET_LOGGERS = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+
+
+class SplitDbtTranslator(DagsterDbtTranslator):
+    """Sources are the raw dlt assets; models are grouped by layer (staging, history, marts)."""
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> AssetKey:
+        if dbt_resource_props["resource_type"] == "source":
+            return asset_key(dbt_resource_props["name"].split("__")[0])
+        return AssetKey([MODELS_KEY_PREFIX, dbt_resource_props["name"]])
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        if dbt_resource_props["resource_type"] == "snapshot":
+            return "split_history"
+        fqn = dbt_resource_props["fqn"]
+        return f"split_{fqn[1]}" if len(fqn) > 2 else "split_models"
+
+    def get_owners(self, dbt_resource_props: Mapping[str, Any]) -> list[str]:
+        return list(OWNERS)
+
+
+def _project_is_newer_than(manifest: Path) -> bool:
+    if not manifest.exists():
+        return True
+    built = manifest.stat().st_mtime
+    return any(
+        path.stat().st_mtime > built
+        for path in PROJECT_DIR.rglob("*")
+        if path.suffix in (".sql", ".yml", ".yaml") and "target" not in path.parts
+    )
+
+
+def dbt_project() -> DbtProject:
+    """The project, with a manifest parsed offline when the files changed since the last one."""
+    project = DbtProject(project_dir=PROJECT_DIR, profiles_dir=PROJECT_DIR, profile=PROFILE)
+    if _project_is_newer_than(project.manifest_path):
+        # `dbt parse` with the shipped profile's default (DuckDB) target: it reads no data.
+        DbtCliResource(project_dir=project, dbt_executable=DBT_EXECUTABLE).cli(
+            ["parse", "--quiet"], target_path=project.target_path
+        ).wait()
+    return project
+
+
+def dbt_profile(warehouse: WarehouseSettings) -> dict[str, Any]:
+    """The dbt profile for ``warehouse``: its file or server, and the models' schema."""
+    schema = warehouse.analytics_dataset
+    if warehouse.destination_type == "duckdb":
+        output: dict[str, Any] = {
+            "type": "duckdb",
+            "path": str(Path(warehouse.duckdb_path).expanduser().resolve()),
+            "schema": schema,
+            "threads": 1,
+            "settings": {"memory_limit": warehouse.duckdb_memory_limit},
+        }
+    elif warehouse.destination_type == "postgres":
+        with warehouse_reader(warehouse) as client:
+            credentials = client.credentials
+        output = {
+            "type": "postgres",
+            "host": credentials.host,
+            "port": int(credentials.port or 5432),
+            "user": credentials.username,
+            "password": str(credentials.password or ""),
+            "dbname": credentials.database,
+            "schema": schema,
+            "threads": 4,
+        }
+    else:
+        raise ValueError(
+            f"The dbt models run on duckdb and postgres; {warehouse.destination} needs its dbt"
+            " adapter and a target in analytics_assets/dbt_project/profiles.yml."
+        )
+    return {PROFILE: {"target": "run", "outputs": {"run": output}}}
+
+
+def build_model_assets(pool: str | None) -> AssetsDefinition:
+    project = dbt_project()
+
+    @dbt_assets(
+        manifest=project.manifest_path,
+        project=project,
+        name="split_models",
+        dagster_dbt_translator=SplitDbtTranslator(),
+        pool=pool,
+    )
+    def split_models(context: AssetExecutionContext, warehouse: WarehouseResource) -> Iterator[Any]:
+        settings = warehouse.settings()
+        with writer_lock(settings), tempfile.TemporaryDirectory() as profiles_dir:
+            profile_path = Path(profiles_dir) / "profiles.yml"
+            # The profile may hold a database password: readable by this user only.
+            profile_path.touch(mode=0o600)
+            profile_path.write_text(yaml.safe_dump(dbt_profile(settings)))
+            dbt = DbtCliResource(
+                project_dir=project,
+                profiles_dir=profiles_dir,
+                profile=PROFILE,
+                dbt_executable=DBT_EXECUTABLE,
+            )
+            dbt_vars = {"raw_dataset": settings.dataset}
+            if os.environ.get("ANALYTICS_AS_OF"):
+                dbt_vars["as_of"] = os.environ["ANALYTICS_AS_OF"]
+            yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context).stream()
+
+    return split_models
+
+
+def models_job(models: AssetsDefinition) -> Any:
+    return define_asset_job(
+        MODELS_JOB,
+        selection=[models],
+        description="The dbt models (staging, history, marts) and their tests, after a load.",
+    )
+
+
+def run_models_after_sync(
+    defs: Definitions,
+    instance: DagsterInstance,
+    tags: Mapping[str, str],
+    progress: Callable[[str], None],
+) -> None:
+    """Build the models and run their tests after a sync's loads (the sync's last run)."""
+    from analytics_assets.dagster_layer.sync import SyncFailed, _failure_message
+
+    progress(f"Running {MODELS_JOB}: dbt build")
+    result = defs.resolve_job_def(MODELS_JOB).execute_in_process(
+        instance=instance, tags=dict(tags), run_config=QUIET_LOGGERS, raise_on_error=False
+    )
+    if not result.success:
+        raise SyncFailed(_failure_message(result, MODELS_JOB))
+    progress(f"Finished {MODELS_JOB} ({result.run_id[:8]})")
