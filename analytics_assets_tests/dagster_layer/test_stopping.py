@@ -1,7 +1,7 @@
 """The stop's backstop: a sync that cannot end by itself (a wait nothing interrupts) is
 given up on after the grace period; its runs are marked canceled and its slots freed.
 
-The reliability suite stops real syncs (analytics_assets_tests/reliability/test_stop.py); there the client
+The reliability suite stops real syncs (``reliability/test_stop.py``); there the client
 honours the cancellation and the runs end by themselves, so the backstop never fires. Here
 the work blocks on purpose, in this process, with a real SIGTERM.
 """
