@@ -23,6 +23,7 @@ _REASONS = {
     errno.EACCES: ("Permission denied",),
     errno.EDQUOT: ("Disk quota exceeded",),
     errno.ENOTDIR: ("Not a directory",),
+    errno.EIO: ("disk I/O error", "Input/output error"),  # SQLite says this of a full disk too
 }
 _WHAT_TO_DO = {
     errno.ENOSPC: "Free space on that device, or move it to one with room",
@@ -30,6 +31,7 @@ _WHAT_TO_DO = {
     errno.EROFS: "Point it at a writable folder",
     errno.EACCES: "Give this user write access, or point it at a folder it owns",
     errno.ENOTDIR: "Point it at a folder, or move the file that is in the way",
+    errno.EIO: "Check that the device has free space and is healthy",
 }
 
 

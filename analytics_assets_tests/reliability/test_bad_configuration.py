@@ -107,21 +107,21 @@ CASES = {
         [],
         False,
         2,
-        ("SPLIT_MAX_REQUESTS_PER_SECOND='fast' is not a valid float", "set it to a number"),
+        ("SPLIT_MAX_REQUESTS_PER_SECOND='fast' is not valid", "set it to requests per second"),
     ),
     "unknown workspace on the command line": (
         {},
         ["--workspace", "No Such Workspace"],
         True,
         2,
-        ("workspace 'No Such Workspace' does not exist", "Known workspaces:", "Default ("),
+        ("Workspace 'No Such Workspace' does not exist", "known workspaces:", "Default ("),
     ),
     "unknown environment on the command line": (
         {},
         ["--environment", "nope"],
         True,
         2,
-        ("environment 'nope' does not exist", "Known environments:", "Production ("),
+        ("Environment 'nope' does not exist", "known environments:", "Production ("),
     ),
 }
 
@@ -234,7 +234,7 @@ FILESYSTEM_CASES = {
     "full disk under DAGSTER_HOME": (
         "home on a full disk",
         1,
-        ("A write failed", "Free space on that device"),
+        ("A write failed to the Dagster instance (DAGSTER_HOME)", "free space"),
     ),
 }  # fmt: skip
 
