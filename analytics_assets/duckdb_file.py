@@ -25,6 +25,7 @@ from dlt.destinations.impl.duckdb.factory import duckdb as duckdb_destination
 from analytics_assets.split_source.errors import SplitConfigurationError
 
 logger = logging.getLogger("analytics_assets.warehouse")
+_announced: dict[str, float] = {}
 
 DUCKDB_LOCK_CONFLICT = "Could not set lock on file"
 DUCKDB_FILE_WAIT_SECONDS = 1800.0
@@ -47,7 +48,9 @@ class _WaitingConnectionPool(DuckDbConnectionPool):
                 reason = " ".join(str(exc).split())
                 if deadline is None:
                     deadline = time.monotonic() + DUCKDB_FILE_WAIT_SECONDS
-                    logger.warning(self._waiting(reason))
+                    if time.monotonic() - _announced.get(str(self.credentials.database), -1e9) > 60:
+                        _announced[str(self.credentials.database)] = time.monotonic()
+                        logger.warning(self._waiting(reason))  # once a minute, not per open
                 elif time.monotonic() > deadline:
                     raise SplitConfigurationError(
                         f"Gave up after {DUCKDB_FILE_WAIT_SECONDS:.0f}s waiting for another"
