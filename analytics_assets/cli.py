@@ -23,8 +23,9 @@ from typing import TextIO
 
 # dlt reports anonymous usage by default; a data pipeline should not phone home unasked.
 os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
-# dlt warns about every column that is null in one load; the summary says what matters.
-os.environ.setdefault("RUNTIME__LOG_LEVEL", "ERROR")
+# dlt warns about every column that is null in one load, and logs each retried load job with
+# its stack trace; the summary, or the one failure sentence, says what matters.
+os.environ.setdefault("RUNTIME__LOG_LEVEL", "CRITICAL")
 
 from rich.console import Console  # noqa: E402
 from rich.markup import escape  # noqa: E402
@@ -148,6 +149,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]")
         return 130
+    except Exception as exc:
+        from analytics_assets.storage_errors import storage_failure
+
+        sentence = storage_failure(exc, "to the Dagster instance (DAGSTER_HOME)")
+        if sentence is None:
+            raise  # a bug: its stack trace is what a report needs
+        console.print(f"[bold red]error:[/] {sentence}", highlight=False)
+        return 1
     return 2
 
 
@@ -229,12 +238,25 @@ def command_sync(args: argparse.Namespace) -> int:
         environments=tuple(args.environment) if args.environment else None,
     )
     check_configuration()  # bad settings fail here, in seconds, before any run starts
+    from analytics_assets.dagster_layer.instance import get_instance, instance_home_path
+    from analytics_assets.dagster_layer.stopping import (
+        StoppableSync,
+        SyncStopped,
+        run_exit_handlers,
+    )
+    from analytics_assets.dagster_layer.sync import unfinished_sync_runs
     from analytics_assets.definitions import build_definitions
 
+    home = instance_home_path()
+    stoppable = StoppableSync(
+        get_instance, lambda: unfinished_sync_runs(home), exit_on_further_signal=True
+    )
     try:
         with _LiveRequests():
-            report = run_sync(
-                build_definitions(), options, progress=lambda m: console.print(f"  {m}")
+            report = stoppable.run(
+                lambda: run_sync(
+                    build_definitions(), options, progress=lambda m: console.print(f"  {m}")
+                )
             )
     except SyncFailed as exc:
         # soft_wrap: the message stays one line for the terminal to wrap (and to copy whole)
@@ -243,6 +265,16 @@ def command_sync(args: argparse.Namespace) -> int:
             state = "not attempted" if scope.error == NOT_ATTEMPTED else "failed"
             console.print(f"  {state}: {scope.label}", highlight=False)
         return 1
+    except SyncStopped as stopped:
+        console.print(f"[bold yellow]stopped:[/] {stopped}", highlight=False)
+        if stopped.ended_by_itself:
+            return stopped.exit_code  # nothing is left running: exit as usual (demo's cleanup)
+        # Something the stop could not interrupt still holds a thread, and a normal exit
+        # would wait for it: exit at once, after the exit handlers (bounded).
+        run_exit_handlers()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(stopped.exit_code)
     counts = current_row_counts([t for t in TABLES if t in report.tables])
     table = Table(title="analytics-assets sync", show_lines=False)
     for column in ("table", "rows now", "loaded", "partitions", "requests"):

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
@@ -31,6 +32,9 @@ import dlt
 from dlt.common.destination import Destination
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
+from analytics_assets.duckdb_file import waiting_duckdb
+from analytics_assets.libpq_postgres import DESTINATION_NAME as LIBPQ_DESTINATION_NAME
+from analytics_assets.libpq_postgres import libpq_postgres
 from analytics_assets.split_source.errors import SplitConfigurationError
 
 logger = logging.getLogger("analytics_assets.warehouse")
@@ -105,23 +109,28 @@ class WarehouseSettings:
         ``read_only`` opens a DuckDB file read-only (other destinations ignore it)."""
         if self.destination_type == "duckdb":
             path = Path(self.duckdb_path).expanduser()
-            path.parent.mkdir(parents=True, exist_ok=True)
-            credentials = DuckDbCredentials(str(path.resolve()))
-            credentials.read_only = read_only
+            # A folder that cannot be made is reported, as a sentence, by the CLI's preflight
+            # (or, in a run, by the open that follows); describing the assets must not fail.
+            with contextlib.suppress(OSError):
+                path.parent.mkdir(parents=True, exist_ok=True)
+            credentials = DuckDbCredentials(str(path.resolve()), read_only=read_only)
             # DuckDB takes up to 80% of RAM by default; the merge of a million segment keys
             # would. A cap makes it spill to disk instead, keeping a sync's memory flat.
             credentials.global_config = {
                 "memory_limit": self.duckdb_memory_limit,
                 "preserve_insertion_order": False,
             }
-            return dlt.destinations.duckdb(credentials)
+            return waiting_duckdb(credentials)  # waits for other processes instead of failing
+        options: dict[str, Any] = {}
         if staging_suffix:
             # dlt empties the shared `<dataset>_staging` tables at the start of every load, so
             # two concurrent runs merging the same table would merge each other's rows.
-            return Destination.from_reference(
-                self.destination, staging_dataset_name_layout=f"%s_staging_{staging_suffix}"
-            )
-        return Destination.from_reference(self.destination)
+            options["staging_dataset_name_layout"] = f"%s_staging_{staging_suffix}"
+        if self.destination in ("postgres", "dlt.destinations.postgres"):
+            return libpq_postgres(
+                destination_name=LIBPQ_DESTINATION_NAME, **options
+            )  # a DSN without a password, as libpq takes it
+        return Destination.from_reference(self.destination, **options)
 
     def run_options(self) -> dict[str, Any]:
         """Options for ``pipeline.run``. DuckDB loads Parquet files with far less memory than
@@ -189,7 +198,8 @@ def make_pipeline(
 def warehouse_reader(warehouse: WarehouseSettings, *, read_only: bool = False) -> Iterator[Any]:
     """A SQL client on the dataset, for readers (queries, checks, row counts, preflight).
 
-    ``read_only`` opens a DuckDB file read-only, so a statement that writes is refused.
+    ``read_only`` opens a DuckDB file read-only, so a statement that writes is refused, and
+    the reader waits while a load writes the file instead of failing it.
 
     dlt's client needs a pipeline; a throwaway working folder keeps readers from touching the
     default one, which other projects and a running sync's state may share.
@@ -222,9 +232,10 @@ def check_destination(warehouse: WarehouseSettings) -> None:
         with warehouse_reader(warehouse) as client:
             client.execute_sql("SELECT 1")
     except Exception as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        # The database's own reason, whole (it names the file, host or role it refused).
+        reason = " ".join(str(exc).split()) or type(exc).__name__
         raise SplitConfigurationError(
-            f"Cannot connect to the {warehouse.destination} destination ({reason[:300]}). Check"
+            f"Cannot connect to the {warehouse.destination} destination ({reason}). Check"
             f" its credentials (DESTINATION__{warehouse.destination_type.upper()}__CREDENTIALS or"
             " .dlt/secrets.toml) and that the server is reachable."
         ) from None

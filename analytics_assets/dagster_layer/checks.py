@@ -238,7 +238,7 @@ def _group_checks(group: str) -> Any:
     def quality(context: AssetCheckExecutionContext, warehouse: WarehouseResource):
         selected = context.selected_asset_check_keys
         settings = warehouse.settings()
-        with writer_lock(settings), warehouse_reader(settings) as client:
+        with writer_lock(settings), warehouse_reader(settings, read_only=True) as client:
             for check in checks:
                 if check.spec.key in selected:
                     yield _evaluate(client, check)

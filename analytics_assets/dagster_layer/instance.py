@@ -18,9 +18,14 @@ TEMPLATE = Path(__file__).with_name("dagster.yaml")
 INIT_LOCK = ".instance-init.lock"
 
 
+def instance_home_path() -> Path:
+    """The instance home: DAGSTER_HOME, else ``./.dagster_home``."""
+    return Path(os.environ.get("DAGSTER_HOME") or DEFAULT_HOME).expanduser().resolve()
+
+
 def ensure_instance_home() -> Path:
     """Create the instance home (with the shipped dagster.yaml) and export DAGSTER_HOME."""
-    home = Path(os.environ.get("DAGSTER_HOME") or DEFAULT_HOME).expanduser().resolve()
+    home = instance_home_path()
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     if not config.exists():

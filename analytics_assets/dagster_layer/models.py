@@ -93,17 +93,22 @@ def dbt_profile(warehouse: WarehouseSettings) -> dict[str, Any]:
             "schema": schema,
             "threads": 1,
             "settings": {"memory_limit": warehouse.duckdb_memory_limit},
+            # A reader (a query, a BI tool) with the file open makes the connect fail; wait
+            # for it (dbt-duckdb retries with 1, 2, 4 ... s pauses: about 17 minutes in all).
+            "retries": {"connect_attempts": 11, "retryable_exceptions": ["IOException"]},
         }
     elif warehouse.destination_type == "postgres":
         with warehouse_reader(warehouse) as client:
             credentials = client.credentials
         output = {
             "type": "postgres",
-            "host": credentials.host,
+            # Parts a libpq DSN may leave out are empty here, and libpq fills them (PGHOST or
+            # the socket, PGUSER, PGPASSWORD or .pgpass), as it does for the loads.
+            "host": credentials.host or (credentials.query or {}).get("host", ""),
             "port": int(credentials.port or 5432),
-            "user": credentials.username,
+            "user": credentials.username or "",
             "password": str(credentials.password or ""),
-            "dbname": credentials.database,
+            "dbname": credentials.database or "",
             "schema": schema,
             "threads": 4,
         }

@@ -42,6 +42,7 @@ from analytics_assets.dagster_layer.partitions import (
     listing_entry,
 )
 from analytics_assets.dagster_layer.resources import SplitApiResource, WarehouseResource
+from analytics_assets.dagster_layer.stopping import cancel_if_stopping, cancel_on_interrupt
 from analytics_assets.dagster_layer.translator import asset_key
 from analytics_assets.dagster_layer.working_dirs import owned_working_dir, working_root
 from analytics_assets.split_source import (
@@ -56,6 +57,7 @@ from analytics_assets.split_source import (
 )
 from analytics_assets.split_source.cancellation import Cancellation
 from analytics_assets.split_source.errors import SyncCancelled, find_split_error
+from analytics_assets.storage_errors import storage_failure
 from analytics_assets.warehouse import (
     WarehouseSettings,
     check_destination,
@@ -150,12 +152,16 @@ def run_scoped_loads(
         f" {warehouse_settings.describe()}"
     )
     cancellation = Cancellation()
+    cancel_if_stopping(cancellation)  # a stop that came before this run started
     totals = _RunTotals()
     root = working_root(warehouse_settings.working_dir, context.instance.root_directory)
     pipeline = None
     stopped_early = False
     try:
         with (
+            # A Terminate (or SIGTERM) cancels this run's requests before Dagster's own
+            # interrupt reaches dlt's thread pool, which would otherwise wait on them.
+            cancel_on_interrupt(cancellation),
             owned_working_dir(root, f"run-{context.run.run_id}") as folder,
             writer_lock(warehouse_settings),
         ):
@@ -196,6 +202,14 @@ def run_scoped_loads(
                     last_load_seconds = time.monotonic() - load_started
                     pending, fetch_since_load = [], 0.0
             yield from _load(context, dlt, pipeline, pending, totals)
+    except Failure:
+        raise
+    except Exception as exc:
+        # A full disk or an unwritable folder is a sentence, not a traceback.
+        description = storage_failure(exc, "during the load")
+        if description is None:
+            raise
+        raise Failure(description=description, allow_retries=False) from None
     finally:
         if pipeline is not None:
             drop_run_staging(pipeline, warehouse_settings)

@@ -50,6 +50,7 @@ from analytics_assets.dagster_layer.scoped_load import (
     STOPPED_METADATA_KEY,
 )
 from analytics_assets.dagster_layer.sensors import PARTITION_RANGE_END, PARTITION_RANGE_START
+from analytics_assets.dagster_layer.stopping import raise_if_stopping
 from analytics_assets.dagster_layer.translator import (
     ENVIRONMENT_TABLES,
     ORGANISATION_TABLES,
@@ -161,6 +162,14 @@ def _sync_instance_id(home: Path) -> str:
     return f"{socket.gethostname()}:{home}"
 
 
+def unfinished_sync_runs(home: Path) -> RunsFilter:
+    """The runs launched by a sync of this instance home on this host, not yet finished."""
+    return RunsFilter(
+        tags={LAUNCHED_BY_TAG: LAUNCHED_BY, SYNC_INSTANCE_TAG: _sync_instance_id(home)},
+        statuses=NOT_FINISHED_STATUSES,
+    )
+
+
 def recover_interrupted_runs(instance: DagsterInstance, home: Path) -> list[str]:
     """Close the runs of an earlier sync whose process died (SIGKILL, OOM, power loss).
 
@@ -169,12 +178,7 @@ def recover_interrupted_runs(instance: DagsterInstance, home: Path) -> list[str]
     sync lock: no other sync of this instance home on this host is alive, so each unfinished
     run it launched is an orphan. It is marked failed and its concurrency slots are freed.
     """
-    records = instance.get_run_records(
-        RunsFilter(
-            tags={LAUNCHED_BY_TAG: LAUNCHED_BY, SYNC_INSTANCE_TAG: _sync_instance_id(home)},
-            statuses=NOT_FINISHED_STATUSES,
-        )
-    )
+    records = instance.get_run_records(unfinished_sync_runs(home))
     recovered = []
     for record in records:
         run = record.dagster_run
@@ -195,14 +199,27 @@ def check_configuration() -> None:
 
     The API settings (key, base URL, auth scheme, numbers), the destination's name and, for
     a server destination, its credentials: the same checks each run makes, done once up
-    front. A DuckDB file is left to the runs, which open it under the writer lock.
+    front. The folders a sync writes (the instance home, the DuckDB file's folder) must be
+    folders and writable; the DuckDB file itself is left to the runs, which open it under the
+    writer lock.
     """
+    from analytics_assets.dagster_layer.instance import instance_home_path
     from analytics_assets.dagster_layer.resources import split_settings_from_environment
+    from analytics_assets.storage_errors import check_writable_folder
     from analytics_assets.warehouse import WarehouseSettings, check_destination
 
     split_settings_from_environment()
     warehouse = WarehouseSettings.from_environment()
-    if not warehouse.single_writer:
+    check_writable_folder(instance_home_path(), "the Dagster instance folder", "DAGSTER_HOME")
+    if warehouse.single_writer:
+        database = Path(warehouse.duckdb_path).expanduser()
+        if database.is_dir():
+            raise SplitConfigurationError(
+                f"ANALYTICS_DUCKDB_PATH={warehouse.duckdb_path!r} is a folder; it names the DuckDB"
+                " file (for example data/analytics.duckdb)."
+            )
+        check_writable_folder(database.parent, "the DuckDB file's folder", "ANALYTICS_DUCKDB_PATH")
+    else:
         check_destination(warehouse)
 
 
@@ -512,6 +529,7 @@ def _run(
     *,
     sync_id: str,
 ) -> _RunOutcome:
+    raise_if_stopping()  # after SIGTERM/SIGINT no new run starts
     job = defs.resolve_job_def(job_name)
     tags = {
         LAUNCHED_BY_TAG: LAUNCHED_BY,
@@ -601,7 +619,7 @@ def current_row_counts(tables: Sequence[str]) -> dict[str, int | None]:
 
     warehouse = WarehouseSettings.from_environment()
     counts: dict[str, int | None] = {}
-    with writer_lock(warehouse), warehouse_reader(warehouse) as client:
+    with writer_lock(warehouse), warehouse_reader(warehouse, read_only=True) as client:
         for table in tables:
             where = "WHERE _dlt_valid_to IS NULL" if ENDPOINTS_BY_TABLE[table].history else ""
             try:

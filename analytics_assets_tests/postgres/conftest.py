@@ -22,9 +22,6 @@ import pytest
 
 DSN_VARIABLE = "ANALYTICS_TEST_POSTGRES_DSN"
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
-# dlt's Postgres credentials require a password. With `trust` (or peer) authentication the
-# server ignores it, so a DSN without one gets this stand-in for dlt and Dagster.
-PLACEHOLDER_PASSWORD = "unused-with-trust-auth"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEPLOY_INSTANCE_YAML = REPO_ROOT / "deploy" / "dagster-postgres.yaml"
 
@@ -39,23 +36,26 @@ class PostgresDatabase:
     password: str | None
     name: str
 
-    def url(self, *, for_dlt: bool = False) -> str:
-        password = self.password or (PLACEHOLDER_PASSWORD if for_dlt else None)
-        userinfo = quote(self.user, safe="") + (f":{quote(password, safe='')}" if password else "")
+    def url(self) -> str:
+        """The libpq URL a user writes: no password part when the server needs none."""
+        userinfo = quote(self.user, safe="")
+        if self.password:
+            userinfo += f":{quote(self.password, safe='')}"
         return f"postgresql://{userinfo}@{self.host}:{self.port}/{self.name}"
 
     @property
     def dlt_credentials(self) -> str:
-        """The value for DESTINATION__POSTGRES__CREDENTIALS."""
-        return self.url(for_dlt=True)
+        """The value for DESTINATION__POSTGRES__CREDENTIALS: the same URL, as users write it."""
+        return self.url()
 
     def dagster_environment(self) -> dict[str, str]:
-        """The variables deploy/dagster-postgres.yaml reads."""
+        """The variables deploy/dagster-postgres.yaml reads. An empty DAGSTER_PG_PASSWORD
+        leaves the password to libpq (trust, peer, PGPASSWORD, .pgpass)."""
         return {
             "DAGSTER_PG_HOST": self.host,
             "DAGSTER_PG_PORT": str(self.port),
             "DAGSTER_PG_USER": self.user,
-            "DAGSTER_PG_PASSWORD": self.password or PLACEHOLDER_PASSWORD,
+            "DAGSTER_PG_PASSWORD": self.password or "",
             "DAGSTER_PG_DB": self.name,
         }
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from analytics_assets.dagster_layer.stopping import STOP_DEADLINE_SECONDS
 from analytics_assets_tests.postgres.conftest import (
     DEPLOY_INSTANCE_YAML,
     REPO_ROOT,
@@ -198,6 +199,9 @@ def test_helm_values_use_only_chart_keys_and_match_the_image_and_instance():
     k8s = launcher["config"]["k8sRunLauncher"]
     assert set(k8s) <= K8S_RUN_LAUNCHER_KEYS, set(k8s) - K8S_RUN_LAUNCHER_KEYS
     assert [s["name"] for s in k8s["envSecrets"]] == secrets
+    # Kubernetes SIGKILLs a run pod this long after SIGTERM; a stop needs at most this long.
+    grace = k8s["runK8sConfig"]["podSpecConfig"]["terminationGracePeriodSeconds"]
+    assert grace >= 2 * STOP_DEADLINE_SECONDS
 
     daemon = values["dagsterDaemon"]
     coordinator = daemon["runCoordinator"]

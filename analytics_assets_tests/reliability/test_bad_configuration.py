@@ -12,11 +12,16 @@ does not depend on the machine's load and is held to a fixed budget.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import re
 import secrets
+import shutil
 import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -109,14 +114,14 @@ CASES = {
         ["--workspace", "No Such Workspace"],
         True,
         2,
-        ("workspace 'No Such Workspace' does not exist", "Known workspaces:", "Default ("),
+        ("Workspace 'No Such Workspace' does not exist", "known workspaces:", "Default ("),
     ),
     "unknown environment on the command line": (
         {},
         ["--environment", "nope"],
         True,
         2,
-        ("environment 'nope' does not exist", "Known environments:", "Production ("),
+        ("Environment 'nope' does not exist", "known environments:", "Production ("),
     ),
 }
 
@@ -161,4 +166,129 @@ def test_bad_configuration_fails_fast_and_says_what_to_do(case, make_project, fi
         cpu_seconds=round(result.cpu_seconds, 1),
         load_per_core=round(load, 1),
         message=re.sub(r"^.*?(error: |sync failed: \S+ failed: )", "", message)[:300],
+    )
+
+
+# --- the filesystem: read-only, a file in the way, a full disk ------------------------------
+
+
+@contextlib.contextmanager
+def _tmpfs(path: Path, size: str, read_only: bool = False) -> Iterator[Path]:
+    """A real small filesystem at ``path`` (root only): full or read-only for real, which
+    file modes cannot give a root user. Unmounted afterwards."""
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("needs root to mount a small tmpfs")
+    path.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        if read_only:
+            subprocess.run(["mount", "-o", "remount,ro", str(path)], check=True)
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+FILESYSTEM_CASES = {
+    # name: (what is wrong, exit code, expected fragments)
+    "read-only DuckDB folder": (
+        "duckdb on read-only",
+        2,
+        ("the DuckDB file's folder", "(ANALYTICS_DUCKDB_PATH)", "Read-only file system",
+         "Point it at a writable folder"),
+    ),
+    "read-only DAGSTER_HOME": (
+        "home on read-only",
+        2,
+        ("the Dagster instance folder", "(DAGSTER_HOME)", "Read-only file system"),
+    ),
+    "DAGSTER_HOME whose parent is missing on a read-only disk": (
+        "home under a missing parent on read-only",
+        2,
+        ("the Dagster instance folder", "(DAGSTER_HOME)", "Read-only file system"),
+    ),
+    "a file where DAGSTER_HOME belongs": (
+        "home is a file",
+        2,
+        ("(DAGSTER_HOME) is a file, not a folder", "Point DAGSTER_HOME at a folder"),
+    ),
+    "a file where the DuckDB file's folder belongs": (
+        "duckdb parent is a file",
+        2,
+        ("(ANALYTICS_DUCKDB_PATH) is a file, not a folder", "Point ANALYTICS_DUCKDB_PATH"),
+    ),
+    "ANALYTICS_DUCKDB_PATH names a folder": (
+        "duckdb path is a folder",
+        2,
+        ("is a folder; it names the DuckDB file",),
+    ),
+    "full disk under the DuckDB file": (
+        "duckdb on a full disk",
+        1,
+        ("No space left on device", "Free space on that device",
+         "the tables keep their last complete load"),
+    ),
+    "full disk under DAGSTER_HOME": (
+        "home on a full disk",
+        1,
+        ("A write failed to the Dagster instance (DAGSTER_HOME)", "free space"),
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(FILESYSTEM_CASES))
+def test_filesystem_states_fail_with_a_sentence(case, make_project, figures, secret):
+    wrong, code, fragments = FILESYSTEM_CASES[case]
+    project = make_project()
+    place = project.root / "place"
+    env: dict[str, str] = {}
+    with contextlib.ExitStack() as stack:
+        if "read-only" in wrong:
+            stack.enter_context(_tmpfs(place, "2m", read_only=True))
+        elif "full disk" in wrong:
+            stack.enter_context(_tmpfs(place, "1m"))
+        else:
+            place.mkdir()
+        if wrong == "duckdb on read-only":
+            env["ANALYTICS_DUCKDB_PATH"] = str(place / "warehouse.duckdb")
+        elif wrong == "home on read-only":
+            env["DAGSTER_HOME"] = str(place)
+        elif wrong == "home under a missing parent on read-only":
+            env["DAGSTER_HOME"] = str(place / "missing" / "dagster_home")
+        elif wrong == "home is a file":
+            (place / "home").write_text("not a folder\n")
+            env["DAGSTER_HOME"] = str(place / "home")
+        elif wrong == "duckdb parent is a file":
+            (place / "data").write_text("not a folder\n")
+            env["ANALYTICS_DUCKDB_PATH"] = str(place / "data" / "warehouse.duckdb")
+        elif wrong == "duckdb path is a folder":
+            (place / "warehouse.duckdb").mkdir()
+            env["ANALYTICS_DUCKDB_PATH"] = str(place / "warehouse.duckdb")
+        elif wrong == "duckdb on a full disk":
+            env["ANALYTICS_DUCKDB_PATH"] = str(place / "warehouse.duckdb")
+        elif wrong == "home on a full disk":
+            env["DAGSTER_HOME"] = str(place / "dagster_home")
+
+        result = project.cli("sync", **env)
+
+    assert result.returncode == code, str(result)
+    message = " ".join(result.stderr.split())
+    for fragment in fragments:
+        assert fragment in message, f"{fragment!r} not in:\n{result.stderr}"
+    for noise in ("Traceback", "Stack Trace"):
+        assert noise not in result.stdout + result.stderr, str(result)
+    assert secret not in result.stdout + result.stderr
+    if code == 2:
+        assert "Running split_" not in result.stderr  # the preflight caught it
+    figures.add(
+        "configuration",
+        case,
+        "analytics-assets sync",
+        f"exit {result.returncode}",
+        seconds=round(result.seconds, 1),
+        stderr_lines=len(result.stderr.splitlines()),
+        message=re.sub(r"^.*?(error: |sync failed: \S+ failed: )", "", message),
     )
