@@ -46,6 +46,7 @@ def main(argv: list[str]) -> int:
     import dlt
     from dlt.destinations.sql_jobs import SqlMergeFollowupJob
 
+    from analytics_assets.libpq_postgres import libpq_postgres
     from analytics_assets.split_source import SplitSettings, SyncScope, split_source
 
     marks = Path(barrier)
@@ -73,7 +74,7 @@ def main(argv: list[str]) -> int:
     ).with_resources(TABLE)
     pipeline = dlt.pipeline(
         pipeline_name="split",
-        destination=dlt.destinations.postgres(dsn),
+        destination=libpq_postgres(dsn),  # a DSN as users write it, password optional
         dataset_name=dataset,
         pipelines_dir=str(marks / f"pipelines_{role}"),
     )
