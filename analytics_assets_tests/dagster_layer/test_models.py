@@ -116,8 +116,8 @@ def _matcher_string(matcher: dict) -> str:
     return matcher["string"] if "string" in matcher else matcher["value"]
 
 
-def test_segment_usage_matches_truth(modelled):
-    sandbox, database = modelled
+def expected_segment_usage(sandbox: SandboxProcess) -> set[tuple]:
+    """(environment, used_by_type, used_by, segment_type, segment_name, used_in) from the truth."""
     expected = set()
     for d in list(sandbox.ground_truth_rows("feature_flag_definitions")):
         env, flag = d["environment_id"], d["id"]
@@ -167,6 +167,12 @@ def test_segment_usage_matches_truth(modelled):
                     "rule_based_segment_exclusion",
                 )
             )
+    return expected
+
+
+def test_segment_usage_matches_truth(modelled):
+    sandbox, database = modelled
+    expected = expected_segment_usage(sandbox)
     # Every kind of use is present, so each one is held against the truth.
     assert {u[5] for u in expected} == {
         "rule",
