@@ -440,3 +440,68 @@ def test_sync_through_dagster_on_a_new_organisation(new_organisation, tmp_path):
     assert _query(
         tmp_path / "warehouse.duckdb", "SELECT count(*) FROM split_analytics.flag_health"
     ) == [(0,)]
+
+
+def test_change_request_lead_times_across_two_syncs(tmp_path, monkeypatch):
+    """Generation 0, then 1 (some requests are approved, rejected or published in between):
+    stages the API dates (comments by role) take the API's time; a publication it does not
+    date takes the first sync that saw it PUBLISHED, from the snapshot kept per sync."""
+    monkeypatch.chdir(tmp_path)
+    for name in list(os.environ):
+        if name.startswith(("SPLIT_", "ANALYTICS_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+    database = tmp_path / "warehouse.duckdb"
+    syncs = []
+    with SandboxProcess(size="tiny") as sandbox:
+        for name, value in project_environment(tmp_path, sandbox).items():
+            monkeypatch.setenv(name, value)
+        for generation in (0, 1):
+            sandbox.control(generation=generation)
+            truth = {r["id"]: r for r in sandbox.ground_truth_rows("change_requests")}
+            started = datetime.now(timezone.utc)
+            run_sync(build_definitions(), progress=lambda _: None)
+            syncs.append((truth, started, datetime.now(timezone.utc)))
+    (before, _, first_end), (after, second_start, second_end) = syncs
+    published_between = [
+        i
+        for i, r in after.items()
+        if r["status"] == "PUBLISHED"
+        and before.get(i, {}).get("status") == "APPROVED"
+        and r.get("scheduledFor") is None
+    ]
+    approved_between = [
+        i
+        for i, r in after.items()
+        if r["status"] == "APPROVED" and before.get(i, {}).get("status") == "REQUESTED"
+    ]
+    assert published_between and approved_between, "generation 1 moves no request"
+    rows = {
+        row[0]: row[1:]
+        for row in _query(
+            database,
+            "SELECT change_request_id, status, requested_at, approved_at, published_at,"
+            " hours_approved_to_published FROM split_analytics.change_request_lead_times",
+        )
+    }
+    assert set(rows) == set(after)
+    for request_id in approved_between:
+        status, requested, approved, published, _ = rows[request_id]
+        comments = after[request_id]["comments"]
+        assert status == "APPROVED" and published is None
+        assert requested == _ms(min(c["timestamp"] for c in comments if c["role"] == "SUBMITTER"))
+        assert approved == _ms(min(c["timestamp"] for c in comments if c["role"] == "APPROVER"))
+    for request_id in published_between:
+        status, _, approved, published, hours = rows[request_id]
+        assert status == "PUBLISHED"
+        # First seen PUBLISHED by the second sync: after the first one ended, within the second.
+        assert first_end < published and second_start <= published <= second_end
+        assert hours == pytest.approx((published - approved).total_seconds() / 3600)
+    seen = dict(
+        _query(
+            database,
+            "SELECT change_request_id, count(*) FROM split_analytics.change_request_status_snapshot"
+            " GROUP BY 1",
+        )
+    )
+    assert all(seen[i] == 2 for i in published_between + approved_between)

@@ -1,12 +1,12 @@
 -- Owners are users or groups (contract §2.4: `owners[{id, type}]`), resolved to a name and,
--- for users, an email.
+-- for users, an email. An owner listed twice is one owner (distinct).
 with owners as (
     select _dlt_parent_id, id, type
     from {{ optional_child_relation(source('split', 'feature_flags'), 'owners',
         {'_dlt_parent_id': dbt.type_string(), 'id': dbt.type_string(), 'type': dbt.type_string()}) }} as o
 )
 
-select
+select distinct
     flags.workspace_id,
     flags.id as flag_id,
     lower(owners.type) as owner_type,
