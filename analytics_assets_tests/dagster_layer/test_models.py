@@ -13,7 +13,7 @@ import duckdb
 import pytest
 
 from analytics_assets.dagster_layer.instance import get_instance
-from analytics_assets.dagster_layer.models import MODELS_JOB
+from analytics_assets.dagster_layer.models import MODELS_JOB, PROJECT_DIR
 from analytics_assets.dagster_layer.sync import run_sync
 from analytics_assets.definitions import build_definitions
 from analytics_assets.sandbox.process import SandboxProcess
@@ -385,6 +385,10 @@ def test_rollout_summary_and_lead_times_match_truth(modelled):
     assert actual == submitted
 
 
+def _files_with_times(folder: Path) -> dict[Path, float]:
+    return {path: path.stat().st_mtime for path in folder.rglob("*")}
+
+
 @pytest.fixture
 def new_organisation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SandboxProcess]:
     """A sandbox organisation just signed up: one workspace and environment, one user, no
@@ -415,12 +419,16 @@ def test_models_build_on_a_new_organisation_with_empty_tables(new_organisation, 
     )
     assert absent == [(0,)], "the case under test: tables dlt has not created"
 
+    package_files = _files_with_times(PROJECT_DIR)
     result = (
         build_definitions()
         .resolve_job_def(MODELS_JOB)
         .execute_in_process(instance=get_instance(), raise_on_error=False)
     )
     assert result.success
+    # dbt's manifest, target and logs go to the instance home; the package is left as it was.
+    assert (tmp_path / "dagster_home" / "dbt" / "target" / "manifest.json").exists()
+    assert _files_with_times(PROJECT_DIR) == package_files
     evaluations = result.get_asset_check_evaluations()
     assert evaluations and all(e.passed for e in evaluations)
     for mart in ("flag_health", "segment_usage", "change_request_lead_times"):
