@@ -5,7 +5,8 @@
   marts; models are ``split_analytics/<model>``; dbt tests become asset checks.
 - A run takes the same warehouse writer lock and pool as the loads: DuckDB has one writer.
 - The manifest is made offline by ``dbt parse`` when missing or older than the project's files
-  (seconds, once per change); nothing is fetched, the project uses no hub packages.
+  (seconds, once per change), in the instance home's ``dbt/target`` (with dbt's logs), not in
+  the package; nothing is fetched, the project uses no hub packages.
 - Each run renders its dbt profile from the warehouse settings and the credentials dlt resolves,
   so any dlt credential form (connection string, fields, secrets.toml) works for dbt too.
 """
@@ -30,6 +31,7 @@ from dagster import (
 )
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
+from analytics_assets.dagster_layer.instance import ensure_instance_home
 from analytics_assets.dagster_layer.resources import WarehouseResource
 from analytics_assets.dagster_layer.translator import OWNERS, asset_key
 from analytics_assets.warehouse import WarehouseSettings, warehouse_reader, writer_lock
@@ -68,13 +70,20 @@ def _project_is_newer_than(manifest: Path) -> bool:
     return any(
         path.stat().st_mtime > built
         for path in PROJECT_DIR.rglob("*")
-        if path.suffix in (".sql", ".yml", ".yaml") and "target" not in path.parts
+        if path.suffix in (".sql", ".yml", ".yaml")
     )
 
 
 def dbt_project() -> DbtProject:
-    """The project, with a manifest parsed offline when the files changed since the last one."""
-    project = DbtProject(project_dir=PROJECT_DIR, profiles_dir=PROJECT_DIR, profile=PROFILE)
+    """The project, with a manifest parsed offline when the files changed since the last one.
+
+    dbt's target and log folders live in the Dagster instance home (``<home>/dbt/target``), never
+    inside the package: an installed package may be read-only, and is shared by instances.
+    """
+    target_path = ensure_instance_home() / "dbt" / "target"
+    project = DbtProject(
+        project_dir=PROJECT_DIR, target_path=target_path, profiles_dir=PROJECT_DIR, profile=PROFILE
+    )
     if _project_is_newer_than(project.manifest_path):
         # `dbt parse` with the shipped profile's default (DuckDB) target: it reads no data.
         DbtCliResource(project_dir=project, dbt_executable=DBT_EXECUTABLE).cli(
@@ -146,7 +155,11 @@ def build_model_assets(pool: str | None) -> AssetsDefinition:
             dbt_vars = {"raw_dataset": settings.dataset}
             if os.environ.get("ANALYTICS_AS_OF"):
                 dbt_vars["as_of"] = os.environ["ANALYTICS_AS_OF"]
-            yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context).stream()
+            # One target (and log) folder per run, beside the manifest in the instance home.
+            run_target = project.target_path / f"run-{context.run.run_id}"
+            yield from dbt.cli(
+                ["build", "--vars", json.dumps(dbt_vars)], context=context, target_path=run_target
+            ).stream()
 
     return split_models
 

@@ -1,4 +1,8 @@
-"""Named organisation sizes: ``tiny``, ``demo``, ``large`` and ``xlarge``.
+"""Named organisation sizes: ``new``, ``tiny``, ``demo``, ``large`` and ``xlarge``.
+
+``new`` is an organisation just signed up: one workspace with one environment and its
+default traffic types, one user, and nothing else (no flag, segment or change request), so
+most tables are empty.
 
 ``tiny`` is laid out by hand so that it holds the pagination edge cases the tests need at
 each endpoint's maximum page size (contract §1.5, §5.3): scopes with exactly one full page,
@@ -196,4 +200,24 @@ XLARGE = SizeProfile(
     ),
 )
 
-SIZES: dict[str, SizeProfile] = {profile.name: profile for profile in (TINY, DEMO, LARGE, XLARGE)}
+NEW = SizeProfile(
+    name="new",
+    users=_statuses(ACTIVE=1),
+    groups=0,
+    change_requests={},
+    segment_keys_total=0,
+    workspace_plans=(
+        WorkspacePlan(
+            name="Default",
+            environments=(EnvironmentPlan("Production", True, 0, 0),),
+            flags=0,
+            segments=0,
+            flag_sets=0,
+        ),
+    ),
+    targeting=TargetingProfile((0, 0), (0, 0), (0, 0)),
+)
+
+SIZES: dict[str, SizeProfile] = {
+    profile.name: profile for profile in (NEW, TINY, DEMO, LARGE, XLARGE)
+}

@@ -323,6 +323,53 @@ def build_targeting(builder: OrganisationBuilder) -> None:
     for position, (_, environment) in enumerate(builder.org.iter_environments()):
         targeting.fill_environment(environment, position)
     builder.refresh()
+    target_rule_based_segments(builder)
+
+
+def target_rule_based_segments(builder: OrganisationBuilder) -> None:
+    """Generation 0: some flag rules also match a rule-based segment defined in their
+    environment, as `{"type": "IN_RULE_BASED_SEGMENT", "string": <name>}` (contract §3.6:
+    "these definitions can be used in feature flags"). A stream of its own: nothing else moves.
+    """
+    org = builder.org
+    rng = random.Random(f"sandbox:{builder.seed}:{builder.profile.name}:rule-based-matchers")
+    for environment_id, definitions in org.definitions.items():
+        defined = [
+            org.rule_based_segment_by_id[d.segment_id].name
+            for d in org.rule_based_definitions.get(environment_id, [])
+        ]
+        for definition in definitions:
+            if not defined or not definition.rules or rng.random() >= 0.3:
+                continue
+            rule = rng.choice(definition.rules)
+            matcher = {"type": "IN_RULE_BASED_SEGMENT", "string": rng.choice(defined)}
+            rule["condition"]["matchers"] = [*rule["condition"]["matchers"], matcher]
+
+
+def _drop_deleted_rule_based_matchers(builder: OrganisationBuilder) -> None:
+    """Flag rules stop matching a rule-based segment no longer defined in their environment
+    (the flag changes then), so no flag names a deleted segment."""
+    org = builder.org
+    for environment_id, definitions in org.definitions.items():
+        defined = {
+            org.rule_based_segment_by_id[d.segment_id].name
+            for d in org.rule_based_definitions.get(environment_id, [])
+            if d.segment_id in org.rule_based_segment_by_id
+        }
+        for definition in definitions:
+            changed = False
+            for rule in definition.rules:
+                matchers = rule["condition"]["matchers"]
+                kept = [
+                    m
+                    for m in matchers
+                    if m["type"] != "IN_RULE_BASED_SEGMENT" or m["string"] in defined
+                ]
+                if len(kept) != len(matchers):
+                    rule["condition"]["matchers"], changed = kept, True
+            if changed:
+                definition.rules = [r for r in definition.rules if r["condition"]["matchers"]]
+                definition.last_update_time = builder.now
 
 
 def _share(total: int, share: float) -> int:
@@ -368,6 +415,7 @@ def evolve_targeting(builder: OrganisationBuilder, generation: int) -> None:
             victim_attribute = rng.choice(attributes)
             org.attributes[traffic_type_id] = [a for a in attributes if a is not victim_attribute]
     builder.refresh()
+    _drop_deleted_rule_based_matchers(builder)
     # Edits.
     all_attributes = [a for attributes in org.attributes.values() for a in attributes]
     for attribute in (

@@ -400,6 +400,14 @@ ENDPOINTS: tuple[Endpoint, ...] = (
             " display name, description, searchable, suggested values."
         ),
         contract="§3.4",
+        # contract §3.4: every field except `id` is nullable (implicitly created attributes).
+        columns={
+            "organization_id": "text",
+            "display_name": "text",
+            "description": "text",
+            "data_type": "text",
+            "is_searchable": "bool",
+        },
     ),
     Endpoint(
         table="rule_based_segments",
@@ -414,6 +422,23 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         parent="workspaces",
         description="Rule-based segments of each workspace (metadata).",
         contract="§3.6",
+        # contract §3.6: `trafficTypeId` or `trafficType {id, name}`; epoch `creationTime` or
+        # ISO `createdAt`/`updatedAt`: both forms' columns exist, whichever the API serves.
+        columns={
+            "org_id": "text",
+            "name": "text",
+            "status": "text",
+            "description": "text",
+            "traffic_type_id": "text",
+            "traffic_type_urn": "text",
+            "traffic_type__id": "text",
+            "traffic_type__name": "text",
+            "creation_time": "bigint",
+            "created_at": "timestamp",
+            "updated_at": "timestamp",
+            "creator__type": "text",
+            "creator__id": "text",
+        },
     ),
     Endpoint(
         table="rule_based_segment_definitions",
@@ -432,6 +457,19 @@ ENDPOINTS: tuple[Endpoint, ...] = (
             " segments), with history like flag definitions."
         ),
         contract="§3.6",
+        # As rule_based_segments; a version row keeps nested objects whole (`traffic_type`).
+        columns={
+            "id": "text",
+            "description": "text",
+            "traffic_type_id": "text",
+            "traffic_type": "json",
+            "creation_time": "bigint",
+            "created_at": "timestamp",
+            "updated_at": "timestamp",
+            "rules": "json",
+            "excluded_keys": "json",
+            "excluded_segments": "json",
+        },
     ),
     Endpoint(
         table="large_segments",
@@ -447,6 +485,13 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         paywall_means_empty=True,
         description="Large segments of each workspace (metadata; members are not exportable).",
         contract="§3.5",
+        columns={
+            "id": "text",
+            "description": "text",
+            "traffic_type__id": "text",
+            "traffic_type__name": "text",
+            "creation_time": "bigint",
+        },
     ),
     Endpoint(
         table="environment_large_segments",
@@ -462,6 +507,14 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         paywall_means_empty=True,
         description="Large segments defined in each environment (metadata).",
         contract="§3.5",
+        columns={
+            "id": "text",
+            "environment__id": "text",
+            "environment__name": "text",
+            "traffic_type__id": "text",
+            "traffic_type__name": "text",
+            "creation_time": "bigint",
+        },
     ),
 )
 

@@ -271,7 +271,10 @@ class _Tables:
             for status in endpoint.statuses or (None,):
                 yield lambda status=status: self._organisation_scope(endpoint, status)
 
-        return dlt.resource(statuses, parallelized=True, **self.resource_options(endpoint))
+        resource = dlt.resource(statuses, parallelized=True, **self.resource_options(endpoint))
+        # An organisation without groups or change requests still gets the (empty) table.
+        resource.add_step(MaterializeEmptyScope())
+        return resource
 
     def _organisation_scope(self, endpoint: Endpoint, status: str | None) -> Any:
         placeholders = {"status": status} if status else {}

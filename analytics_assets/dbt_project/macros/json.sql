@@ -127,3 +127,27 @@
 {% macro snowflake__json_text_element(expression, index) -%}
   get({{ expression }}, {{ index }})::string
 {%- endmacro %}
+
+{#- The kind of a JSON value, the same word on every adapter: 'string', 'number', 'boolean',
+    'array', 'object' or 'null' (SQL null for a missing key). -#}
+{% macro json_kind(expression) -%}
+  {{ return(adapter.dispatch('json_kind', 'analytics_assets')(expression)) }}
+{%- endmacro %}
+{% macro default__json_kind(expression) -%}
+  (case json_type({{ expression }})
+    when 'VARCHAR' then 'string' when 'BOOLEAN' then 'boolean' when 'ARRAY' then 'array'
+    when 'OBJECT' then 'object' when 'NULL' then 'null'
+    when 'BIGINT' then 'number' when 'UBIGINT' then 'number' when 'DOUBLE' then 'number'
+    when 'HUGEINT' then 'number' end)
+{%- endmacro %}
+{% macro postgres__json_kind(expression) -%}
+  jsonb_typeof({{ expression }})
+{%- endmacro %}
+{% macro bigquery__json_kind(expression) -%}
+  json_type({{ expression }})
+{%- endmacro %}
+{% macro snowflake__json_kind(expression) -%}
+  (case typeof({{ expression }}) when 'VARCHAR' then 'string' when 'BOOLEAN' then 'boolean'
+    when 'ARRAY' then 'array' when 'OBJECT' then 'object' when 'NULL_VALUE' then 'null'
+    when 'INTEGER' then 'number' when 'DOUBLE' then 'number' when 'DECIMAL' then 'number' end)
+{%- endmacro %}

@@ -1,7 +1,7 @@
 -- One row per change request: its object, who submitted and approved it, and when each stage
 -- happened as far as known. Timestamps the API carries come first (comments by role, the
--- rollout-status timestamp); otherwise the first sync that saw the status (the snapshot),
--- which is an upper bound.
+-- rollout-status timestamp, scheduledFor); otherwise the first sync that saw the status (the
+-- snapshot change_request_status_snapshot, kept per sync), which is an upper bound.
 with requests as (
     select * from {{ ref('stg_split__change_requests') }}
 ),
@@ -49,8 +49,9 @@ stages as (
         case when requests.status in ('APPROVED', 'PUBLISHED') then
             coalesce(comments.approver_commented_at, cast(seen.first_seen_approved_at as {{ type_timestamptz() }}))
         end as approved_at,
+        -- A scheduled request is published at its scheduledFor time (contract §2.11).
         case when requests.status = 'PUBLISHED' then
-            cast(seen.first_seen_published_at as {{ type_timestamptz() }})
+            coalesce(requests.scheduled_for_at, cast(seen.first_seen_published_at as {{ type_timestamptz() }}))
         end as published_at,
         case when requests.status in ('REJECTED', 'WITHDRAWN') then
             coalesce(comments.approver_commented_at, cast(seen.first_seen_closed_at as {{ type_timestamptz() }}))

@@ -6,7 +6,7 @@ with owners as (
         {'_dlt_parent_id': dbt.type_string(), 'id': dbt.type_string(), 'type': dbt.type_string()}) }} as o
 )
 
-select
+select distinct
     flags.workspace_id,
     flags.id as flag_id,
     lower(owners.type) as owner_type,

@@ -21,15 +21,5 @@ select
     flag_id,
     rule_index,
     matcher_index,
-    {{ json_text('matcher', 'type') }} as matcher_type,
-    coalesce(cast({{ json_text('matcher', 'negate') }} as {{ dbt.type_boolean() }}), false) as negate,
-    {{ json_text('matcher', 'attribute') }} as attribute,
-    {{ json_text('matcher', 'string') }} as string_value,
-    {{ json_value('matcher', 'strings') }} as set_values,
-    cast({{ json_text('matcher', 'number') }} as {{ dbt.type_float() }}) as number_value,
-    cast({{ json_text(json_value('matcher', 'between'), 'from') }} as {{ dbt.type_float() }}) as between_from,
-    cast({{ json_text(json_value('matcher', 'between'), 'to') }} as {{ dbt.type_float() }}) as between_to,
-    case when {{ json_text('matcher', 'type') }} = 'IN_SEGMENT'
-        then {{ json_text('matcher', 'string') }} end as segment_name,
-    {{ json_text(json_value('matcher', 'depends'), 'splitName') }} as depends_on_flag
+    {{ matcher_columns('matcher') }}
 from matchers
