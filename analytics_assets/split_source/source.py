@@ -279,7 +279,9 @@ class _Tables:
     def _organisation_scope(self, endpoint: Endpoint, status: str | None) -> Any:
         placeholders = {"status": status} if status else {}
         scope = (("status", status),) if status else ()
-        return self.read(endpoint, placeholders, scope) or []
+        # None (a refused optional table) stays None: no rows and no empty-scope marker, so
+        # the warehouse keeps what it had instead of being emptied.
+        return self.read(endpoint, placeholders, scope)
 
     def workspaces(self) -> DltResource:
         endpoint = ENDPOINTS_BY_TABLE["workspaces"]

@@ -18,14 +18,13 @@ from dagster import AssetKey, DagsterInstance, DynamicPartitionsDefinition
 
 from analytics_assets.dagster_layer.partitions import environment_partitions
 from analytics_assets.dagster_layer.sync import SyncFailed, run_sync
+from analytics_assets.dagster_layer.translator import ENVIRONMENT_TABLES  # noqa: E402
 from analytics_assets.definitions import build_definitions
 from analytics_assets.sandbox.process import SandboxProcess
 from analytics_assets.warehouse import WarehouseSettings
 from analytics_assets_tests.dagster_layer.conftest import project_environment
 from analytics_assets_tests.scope_fault_proxy import ScopeFaultProxy
 from analytics_assets_tests.support import assert_matches_truth
-
-ENVIRONMENT_TABLES = ("feature_flag_definitions", "environment_segments", "segments_keys")
 
 
 @pytest.fixture
@@ -64,6 +63,9 @@ def _environment_requests(truth: dict[str, Any], environment: str) -> int:
             _pages(sum(1 for k in keys if k["segment_name"] == s["name"]), sizes["segments_keys"])
             for s in active
         )
+        # the sandbox's default forms: one bare array each (contract §3.5, §3.6)
+        + 1  # rule_based_segment_definitions
+        + 1  # environment_large_segments
     )
 
 
