@@ -46,7 +46,7 @@ def main(argv: list[str]) -> int:
     import dlt
     from dlt.destinations.sql_jobs import SqlMergeFollowupJob
 
-    from analytics_assets.libpq_postgres import libpq_postgres
+    from analytics_assets.libpq_postgres import DESTINATION_NAME, libpq_postgres
     from analytics_assets.split_source import SplitSettings, SyncScope, split_source
 
     marks = Path(barrier)
@@ -74,7 +74,8 @@ def main(argv: list[str]) -> int:
     ).with_resources(TABLE)
     pipeline = dlt.pipeline(
         pipeline_name="split",
-        destination=libpq_postgres(dsn),  # a DSN as users write it, password optional
+        # a DSN as users write it (password optional), configured as dlt's `postgres`
+        destination=libpq_postgres(dsn, destination_name=DESTINATION_NAME),
         dataset_name=dataset,
         pipelines_dir=str(marks / f"pipelines_{role}"),
     )

@@ -192,7 +192,8 @@ def test_partition_runs_load_in_parallel_on_postgres_within_the_pool(
     with production_instance(postgres_database, home, monkeypatch) as instance:
         records = instance.get_run_records()
         # Clean run records: every run finished and succeeded, none queued, started or failed.
-        assert len(records) == 3 + 1 + len(launches)  # first sync, listings, parallel runs
+        # first sync (3 load runs and the models), listings (1 and the models), parallel runs
+        assert len(records) == 3 + 1 + 1 + 1 + len(launches)
         assert {r.dagster_run.status for r in records} == {DagsterRunStatus.SUCCESS}
         unfinished = instance.get_runs(
             RunsFilter(statuses=[s for s in DagsterRunStatus if s != DagsterRunStatus.SUCCESS])

@@ -78,7 +78,8 @@ def test_sync_through_dagster_is_exact_then_scoped_changes_and_history(
     assert set(TABLES) <= tables
     # Dagster ran the loads on the Postgres instance, in the API pool, not DuckDB's writer pool.
     runs = postgres_database.query("SELECT status FROM runs")
-    assert [status for (status,) in runs] == ["SUCCESS"] * 3
+    # organisation, workspaces, environments, then the models
+    assert [status for (status,) in runs] == ["SUCCESS"] * 4
     pools = {
         key for (key,) in postgres_database.query("SELECT concurrency_key FROM concurrency_limits")
     }
