@@ -294,6 +294,7 @@ def command_sync(args: argparse.Namespace) -> int:
     _plain_line(
         f"{len(report.runs)} Dagster runs, {report.requests} API requests, {report.retries}"
         f" retries, {report.rate_limited} rate-limited (429), {report.seconds:.1f}s"
+        f" ({report.rate_limit_wait_seconds:.1f}s of it waiting for rate limits)"
     )
     return 0
 

@@ -18,7 +18,6 @@ keeps failing for consecutive scopes) stop the run at once.
 
 from __future__ import annotations
 
-import inspect
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -57,6 +56,7 @@ from analytics_assets.split_source import (
 )
 from analytics_assets.split_source.cancellation import Cancellation
 from analytics_assets.split_source.errors import SyncCancelled, find_split_error
+from analytics_assets.split_source.pacing import RateLimiter
 from analytics_assets.storage_errors import storage_failure
 from analytics_assets.warehouse import (
     WarehouseSettings,
@@ -78,8 +78,6 @@ CONSECUTIVE_UNAVAILABLE_TO_STOP = 2
 FAILED_SCOPES_METADATA_KEY = "split/failed_scopes"
 STOPPED_METADATA_KEY = "split/stopped_early"
 NOT_ATTEMPTED = "not attempted"
-
-_SOURCE_TAKES_CANCELLATION = "cancellation" in inspect.signature(split_source).parameters
 
 
 @dataclass(frozen=True)
@@ -109,6 +107,7 @@ class _RunTotals:
     retries: int = 0
     rate_limited: int = 0
     waited_seconds: float = 0.0
+    rate_limit_wait_seconds: float = 0.0
     loads: int = 0
     failures: list[tuple[LoadUnit, SplitSourceError]] = field(default_factory=list)
 
@@ -117,6 +116,7 @@ class _RunTotals:
         self.retries += stats.retries
         self.rate_limited += stats.rate_limited
         self.waited_seconds += stats.waited_seconds
+        self.rate_limit_wait_seconds += stats.rate_limit_wait_seconds
 
 
 def run_scoped_loads(
@@ -153,6 +153,8 @@ def run_scoped_loads(
     )
     cancellation = Cancellation()
     cancel_if_stopping(cancellation)  # a stop that came before this run started
+    # Every scope of the run paces against one learned limit and one rate-limit wait budget.
+    limiter = RateLimiter.for_settings(settings, sleep=cancellation.wait)
     totals = _RunTotals()
     root = working_root(warehouse_settings.working_dir, context.instance.root_directory)
     pipeline = None
@@ -177,7 +179,9 @@ def run_scoped_loads(
             for unit in units:
                 started = time.monotonic()
                 try:
-                    extracted = _extract(pipeline, settings, warehouse_settings, unit, cancellation)
+                    extracted = _extract(
+                        pipeline, settings, warehouse_settings, unit, cancellation, limiter
+                    )
                 except _ScopeFailed as failed:
                     totals.add(failed.stats)
                     totals.failures.append((unit, failed.cause))
@@ -253,12 +257,14 @@ def _extract(
     warehouse_settings: WarehouseSettings,
     unit: LoadUnit,
     cancellation: Cancellation,
+    limiter: RateLimiter,
 ) -> _Extracted:
     """Extract and normalize one scope into its own load package."""
     stats = RequestStats()
-    options: dict[str, Any] = {"cancellation": cancellation} if _SOURCE_TAKES_CANCELLATION else {}
     try:
-        source = split_source(settings, unit.scope, stats, **options).with_resources(*unit.tables)
+        source = split_source(
+            settings, unit.scope, stats, cancellation=cancellation, limiter=limiter
+        ).with_resources(*unit.tables)
         extract_info = pipeline.extract(source, **warehouse_settings.run_options())
     except Exception as exc:
         cause = find_split_error(exc)
@@ -298,6 +304,9 @@ def _load(
                     "split/scope_requests": extracted.stats.requests,
                     "split/scope_retries": extracted.stats.retries,
                     "split/scope_rate_limited": extracted.stats.rate_limited,
+                    "split/scope_rate_limit_wait_seconds": round(
+                        extracted.stats.rate_limit_wait_seconds, 3
+                    ),
                 }
             )
             if unit.partition is not None:
@@ -386,6 +395,7 @@ def _run_failure(units: Sequence[LoadUnit], totals: _RunTotals, stopped_early: b
             "split/requests": totals.requests,
             "split/retries": totals.retries,
             "split/rate_limited": totals.rate_limited,
+            "split/rate_limit_wait_seconds": round(totals.rate_limit_wait_seconds, 3),
         },
         allow_retries=False,
     )

@@ -113,6 +113,7 @@ class SyncReport:
     requests: int = 0
     retries: int = 0
     rate_limited: int = 0
+    rate_limit_wait_seconds: float = 0.0
     seconds: float = 0.0
     failed_scopes: list[FailedScope] = field(default_factory=list)
     resumed_sync: str | None = None
@@ -568,12 +569,16 @@ def _run(
             report.requests += int(metadata.get("split/scope_requests", 0))
             report.retries += int(metadata.get("split/scope_retries", 0))
             report.rate_limited += int(metadata.get("split/scope_rate_limited", 0))
+            report.rate_limit_wait_seconds += float(
+                metadata.get("split/scope_rate_limit_wait_seconds", 0.0)
+            )
     if not result.success:
         outcome.message = _failure_message(result, label)
         failure = _failure_metadata(result)
         report.requests += int(failure.get("split/requests", 0))
         report.retries += int(failure.get("split/retries", 0))
         report.rate_limited += int(failure.get("split/rate_limited", 0))
+        report.rate_limit_wait_seconds += float(failure.get("split/rate_limit_wait_seconds", 0.0))
         outcome.stopped_early = bool(failure.get(STOPPED_METADATA_KEY, False)) or not failure
         for scope in failure.get(FAILED_SCOPES_METADATA_KEY) or []:
             report.failed_scopes.append(

@@ -13,6 +13,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 import requests
 
@@ -206,3 +207,33 @@ def _min_header(response: requests.Response, *names: str) -> int | None:
         except ValueError:
             continue
     return min(values) if values else None
+
+
+class RateLimiter:
+    """The pacer and the 429 flow control of the requests that share one rate limit.
+
+    One per Dagster run: every scope the run loads paces against the same learned limit and
+    spends the same rate-limit wait budget (``SPLIT_RATE_LIMIT_WAIT_BUDGET``).
+    """
+
+    def __init__(
+        self,
+        max_requests_per_second: float | None,
+        *,
+        max_server_wait: float,
+        wait_budget: float,
+        sleep: Sleep = time.sleep,
+    ) -> None:
+        self.pacer = RequestPacer(max_requests_per_second, sleep=sleep)
+        self.flow = FlowControl(
+            self.pacer, max_server_wait=max_server_wait, wait_budget=wait_budget
+        )
+
+    @classmethod
+    def for_settings(cls, settings: Any, sleep: Sleep = time.sleep) -> RateLimiter:
+        return cls(
+            settings.max_requests_per_second,
+            max_server_wait=settings.max_server_wait,
+            wait_budget=settings.rate_limit_wait_budget,
+            sleep=sleep,
+        )

@@ -36,6 +36,7 @@ from dlt.sources import DltResource
 from analytics_assets.split_source import paging_variants
 from analytics_assets.split_source.cancellation import Cancellation
 from analytics_assets.split_source.errors import SplitApiError, SplitConfigurationError
+from analytics_assets.split_source.pacing import RateLimiter
 from analytics_assets.split_source.paging import MarkerPaging, OffsetPaging, Paging, SinglePage
 from analytics_assets.split_source.reading import read_offset_scope_concurrently, read_scope
 from analytics_assets.split_source.schema import column_hints
@@ -441,6 +442,7 @@ def split_source(
     scope: SyncScope | None = None,
     stats: RequestStats | None = None,
     cancellation: Cancellation | None = None,
+    limiter: RateLimiter | None = None,
 ) -> list[DltResource]:
     """All Split Admin tables for one scope of the organisation.
 
@@ -449,13 +451,15 @@ def split_source(
         scope: what to fetch and replace; default: the whole organisation.
         stats: request counters to fill (requests, retries, 429s, waits).
         cancellation: stops every request and wait of this source when cancelled.
+        limiter: pacing and 429 waits shared with other sources of the same run (default:
+            this source's own).
     """
     settings = settings or SplitSettings.from_environment()
     scope = scope or SyncScope()
     # segments_keys is loaded as Arrow; dlt adds _dlt_load_id to Arrow rows only when asked.
     # Every table then carries the load id, as JSON-normalized tables always do.
     dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
-    tables = _Tables(SplitTransport(settings, stats, cancellation), scope, settings)
+    tables = _Tables(SplitTransport(settings, stats, cancellation, limiter), scope, settings)
     wanted = scope.tables()
 
     workspaces = tables.workspaces()

@@ -42,7 +42,7 @@ from analytics_assets.split_source.errors import (
     SplitUnavailableError,
     api_error_for,
 )
-from analytics_assets.split_source.pacing import FlowControl, RequestPacer, server_wait
+from analytics_assets.split_source.pacing import RateLimiter, server_wait
 from analytics_assets.split_source.paging import UnexpectedShape
 from analytics_assets.split_source.settings import Endpoint, SplitSettings
 from analytics_assets.split_source.stats import RequestStats
@@ -141,16 +141,14 @@ class SplitTransport:
         settings: SplitSettings,
         stats: RequestStats | None = None,
         cancellation: Cancellation | None = None,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self.settings = settings
         self.stats = stats if stats is not None else RequestStats()
         self.cancellation = cancellation or Cancellation()
-        self.pacer = RequestPacer(settings.max_requests_per_second, sleep=self.cancellation.wait)
-        self.flow = FlowControl(
-            self.pacer,
-            max_server_wait=settings.max_server_wait,
-            wait_budget=settings.rate_limit_wait_budget,
-        )
+        limiter = limiter or RateLimiter.for_settings(settings, sleep=self.cancellation.wait)
+        self.pacer = limiter.pacer
+        self.flow = limiter.flow
         self._auth = api_key_auth(settings)
         self._session = requests.Session()
         self._session.headers["Accept"] = "application/json"
