@@ -45,6 +45,7 @@ from analytics_assets.dagster_layer.stopping import cancel_if_stopping, cancel_o
 from analytics_assets.dagster_layer.translator import asset_key
 from analytics_assets.dagster_layer.working_dirs import owned_working_dir, working_root
 from analytics_assets.split_source import (
+    ENDPOINTS_BY_TABLE,
     RequestStats,
     SplitAuthError,
     SplitConfigurationError,
@@ -117,6 +118,10 @@ class _RunTotals:
         self.rate_limited += stats.rate_limited
         self.waited_seconds += stats.waited_seconds
         self.rate_limit_wait_seconds += stats.rate_limit_wait_seconds
+
+
+RUN_SUMMARY_METADATA_KEY = "split/run_summary"
+"""Marks a partitioned run's closing result, which repeats what its partitions recorded."""
 
 
 def run_scoped_loads(
@@ -206,6 +211,9 @@ def run_scoped_loads(
                     last_load_seconds = time.monotonic() - load_started
                     pending, fetch_since_load = [], 0.0
             yield from _load(context, dlt, pipeline, pending, totals)
+            partitioned = [u for u in units if u.partition is not None]
+            if partitioned and not totals.failures:
+                yield from _run_summaries(pipeline, partitioned, sorted(selected))
     except Failure:
         raise
     except Exception as exc:
@@ -313,6 +321,11 @@ def _load(
                 metadata["split/partition_names"] = MetadataValue.json(
                     {unit.partition: unit.partition_name or unit.partition}
                 )
+                metadata["dagster/partition_row_count"] = MetadataValue.int(
+                    _row_count(pipeline, table, unit.partition)
+                )
+            else:
+                metadata["dagster/row_count"] = MetadataValue.int(_row_count(pipeline, table))
             key = asset_key(table)
             if key in (WORKSPACES_KEY, ENVIRONMENTS_KEY):
                 metadata[LISTING_METADATA_KEY] = MetadataValue.json(_listing(pipeline, table))
@@ -346,6 +359,41 @@ def _table_metadata(dlt: DagsterDltResource, pipeline: Any, table: str) -> dict[
             storage_kind=destination,
         ),
     }
+
+
+def _row_count(pipeline: Any, table: str, partition: str | None = None) -> int:
+    """Rows the table holds now (current versions of a history table), in one partition."""
+    endpoint = ENDPOINTS_BY_TABLE[table]
+    conditions = ["_dlt_valid_to IS NULL"] if endpoint.history else []
+    if partition is not None:
+        column = "environment_id" if endpoint.scope == "environment" else "workspace_id"
+        conditions.append(f"{column} = '" + partition.replace("'", "''") + "'")
+    where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+    with pipeline.sql_client() as client:
+        name = client.make_qualified_table_name(table)
+        return int(client.execute_sql(f"SELECT count(*) FROM {name}{where}")[0][0])
+
+
+def _run_summaries(
+    pipeline: Any, units: Sequence[LoadUnit], tables: Sequence[str]
+) -> Iterator[MaterializeResult]:
+    """One result per table for a partitioned run whose every partition loaded.
+
+    Each partition was recorded as it was committed (its own materialization). This result
+    is the run's output, which the run's quality checks need in order to run after the load
+    (a step whose outputs are missing skips its checks); Dagster records it for every
+    partition of the run, with the run's totals.
+    """
+    names = {u.partition: u.partition_name or u.partition for u in units if u.partition}
+    for table in tables:
+        yield MaterializeResult(
+            asset_key=asset_key(table),
+            metadata={
+                RUN_SUMMARY_METADATA_KEY: True,
+                "split/partition_names": MetadataValue.json(names),
+                "dagster/row_count": MetadataValue.int(_row_count(pipeline, table)),
+            },
+        )
 
 
 def _listing(pipeline: Any, table: str) -> list[dict[str, Any]]:

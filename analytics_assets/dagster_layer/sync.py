@@ -47,6 +47,7 @@ from analytics_assets.dagster_layer.partitions import (
 from analytics_assets.dagster_layer.scoped_load import (
     FAILED_SCOPES_METADATA_KEY,
     NOT_ATTEMPTED,
+    RUN_SUMMARY_METADATA_KEY,
     STOPPED_METADATA_KEY,
 )
 from analytics_assets.dagster_layer.sensors import PARTITION_RANGE_END, PARTITION_RANGE_START
@@ -558,6 +559,8 @@ def _run(
         materialization = event.step_materialization_data.materialization
         metadata = {k: getattr(v, "value", v) for k, v in materialization.metadata.items()}
         table = materialization.asset_key.path[-1]
+        if metadata.get(RUN_SUMMARY_METADATA_KEY):
+            continue  # repeats what the partitions' own materializations said
         outcome.materialized.add((table, materialization.partition))
         summary = report.table(table)
         summary.partitions += 1 if materialization.partition else 0

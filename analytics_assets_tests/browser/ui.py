@@ -124,6 +124,14 @@ class DagsterUI:
         self.page.keyboard.type(query)
         self.page.keyboard.press("Enter")
 
+    def refit_graph(self) -> None:
+        """Reload the graph page (its filter is kept in the URL): the graph is fitted to the
+        screen on load, so a filtered graph is drawn at a zoom that shows node details."""
+        self.page.reload()
+        expect(self.page.get_by_role("button", name=re.compile("Materialize all"))).to_be_visible(
+            timeout=60_000
+        )
+
     def graph_tooltips(self) -> set[str]:
         """Full names of the asset and group nodes the graph renders right now."""
         names = self.page.locator("svg foreignObject [data-tooltip]").evaluate_all(
