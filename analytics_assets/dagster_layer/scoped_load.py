@@ -213,7 +213,9 @@ def run_scoped_loads(
             yield from _load(context, dlt, pipeline, pending, totals)
             partitioned = [u for u in units if u.partition is not None]
             if partitioned and not totals.failures:
-                yield from _run_summaries(pipeline, partitioned, sorted(selected))
+                # in the endpoint table's order, parents first (a multi-asset's outputs must be)
+                order = [t for t in ENDPOINTS_BY_TABLE if t in selected]
+                yield from _run_summaries(pipeline, partitioned, order)
     except Failure:
         raise
     except Exception as exc:
