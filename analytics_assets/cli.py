@@ -44,6 +44,11 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 def _add_sync_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
+        "--skip-models",
+        action="store_true",
+        help="load the raw tables only; do not build the dbt models afterwards",
+    )
+    parser.add_argument(
         "--select",
         default=None,
         help="comma-separated tables to sync (default: all). Workspaces and environments are"
@@ -236,6 +241,7 @@ def command_sync(args: argparse.Namespace) -> int:
         tables=_split_list(args.select),
         workspaces=tuple(args.workspace) if args.workspace else None,
         environments=tuple(args.environment) if args.environment else None,
+        build_models=not getattr(args, "skip_models", False),
     )
     check_configuration()  # bad settings fail here, in seconds, before any run starts
     from analytics_assets.dagster_layer.instance import get_instance, instance_home_path

@@ -130,6 +130,8 @@ class SyncOptions:
     tables: tuple[str, ...] | None = None
     workspaces: tuple[str, ...] | None = None
     environments: tuple[str, ...] | None = None
+    build_models: bool = True
+    """Build the dbt models after complete loads (``--skip-models``: loads only)."""
 
 
 @contextmanager
@@ -504,7 +506,8 @@ def run_sync(
             instance.add_run_tags(report.runs[-1], {SYNC_OUTCOME_TAG: SYNC_COMPLETE})
         # The models build on complete loads only; after a failure the next (resuming)
         # sync builds them.
-        models.run_models_after_sync(defs, instance, _sync_tags(home), progress)
+        if options.build_models:
+            models.run_models_after_sync(defs, instance, _sync_tags(home), progress)
     return report
 
 
