@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -26,7 +27,7 @@ _REASONS = {
     errno.EIO: ("disk I/O error", "Input/output error"),  # SQLite says this of a full disk too
 }
 _WHAT_TO_DO = {
-    errno.ENOSPC: "Free space on that device, or move it to one with room",
+    errno.ENOSPC: "Make free space on that device, or move it to one with room",
     errno.EDQUOT: "Free space within the quota, or move it to another device",
     errno.EROFS: "Point it at a writable folder",
     errno.EACCES: "Give this user write access, or point it at a folder it owns",
@@ -77,7 +78,7 @@ def storage_failure(exc: BaseException, where: str) -> str | None:
     # The innermost error that says it: outer ones (dlt's) repeat it amid their own advice.
     for error in reversed(_chain(exc)):
         code = error.errno if isinstance(error, OSError) else None
-        text = " ".join(str(error).split())
+        text = _without_traceback(" ".join(str(error).split()))
         if code not in _REASONS:
             code = next((c for c, words in _REASONS.items() if any(w in text for w in words)), None)
         if code is not None:
@@ -86,6 +87,16 @@ def storage_failure(exc: BaseException, where: str) -> str | None:
                 " sync again; the tables keep their last complete load."
             )
     return None
+
+
+def _without_traceback(text: str) -> str:
+    """A message that quotes another program's traceback (dbt's log does) keeps what the
+    traceback ends with, the error itself: "OSError: [Errno 28] No space left on device"."""
+    if "Traceback (most recent call last)" not in text:
+        return text
+    before = text.split("Traceback (most recent call last)", 1)[0].rstrip(" :")
+    errors = re.findall(r"\b\w*(?:Error|Exception): \[Errno \d+\] [^.]*", text)
+    return f"{before}: {errors[-1]}" if errors else before
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
