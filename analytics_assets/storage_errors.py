@@ -27,7 +27,7 @@ _REASONS = {
     errno.EIO: ("disk I/O error", "Input/output error"),  # SQLite says this of a full disk too
 }
 _WHAT_TO_DO = {
-    errno.ENOSPC: "Make free space on that device, or move it to one with room",
+    errno.ENOSPC: "Free space on that device, or move it to one with room",
     errno.EDQUOT: "Free space within the quota, or move it to another device",
     errno.EROFS: "Point it at a writable folder",
     errno.EACCES: "Give this user write access, or point it at a folder it owns",

@@ -11,9 +11,11 @@
   so any dlt credential form (connection string, fields, secrets.toml) works for dbt too.
 """
 
+import errno
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
@@ -86,10 +88,32 @@ def dbt_project() -> DbtProject:
     )
     if _project_is_newer_than(project.manifest_path):
         # `dbt parse` with the shipped profile's default (DuckDB) target: it reads no data.
-        DbtCliResource(project_dir=project, dbt_executable=DBT_EXECUTABLE).cli(
-            ["parse", "--quiet"], target_path=project.target_path
-        ).wait()
+        _parse_manifest(project)
     return project
+
+
+def _parse_manifest(project: DbtProject) -> None:
+    """``dbt parse``, its output kept: on failure the error is raised as a sentence (a full
+    disk as the OSError it is), never dbt's traceback on the user's terminal."""
+    result = subprocess.run(
+        [
+            DBT_EXECUTABLE, "parse", "--quiet", "--log-level-file", "none",
+            "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR),
+            "--profile", PROFILE, "--target-path", str(project.target_path),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"},
+        check=False,
+    )  # fmt: skip
+    if result.returncode == 0:
+        return
+    output = result.stdout + result.stderr
+    if "No space left on device" in output:
+        raise OSError(errno.ENOSPC, "No space left on device", str(project.target_path))
+    lines = [line for line in output.splitlines() if line.strip() and "Traceback" not in line]
+    reason = next((line for line in lines if "rror" in line), lines[-1] if lines else "")
+    raise RuntimeError(f"dbt could not parse the models' project: {reason.strip()}")
 
 
 def dbt_profile(warehouse: WarehouseSettings) -> dict[str, Any]:

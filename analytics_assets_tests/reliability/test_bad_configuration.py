@@ -234,7 +234,8 @@ FILESYSTEM_CASES = {
     "full disk under DAGSTER_HOME": (
         "home on a full disk",
         1,
-        ("A write failed to the Dagster instance (DAGSTER_HOME)", "free space"),
+        ("A write failed to the Dagster instance (DAGSTER_HOME)", "No space left on device",
+         "Free space on that device"),
     ),
 }  # fmt: skip
 
