@@ -33,6 +33,7 @@ from dagster import (
 )
 from dagster._core.definitions.metadata.metadata_set import TableMetadataSet
 from dagster_dlt import DagsterDltResource
+from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
 from analytics_assets.dagster_layer.partitions import (
     ENVIRONMENTS_KEY,
@@ -373,7 +374,10 @@ def _row_count(pipeline: Any, table: str, partition: str | None = None) -> int:
     where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
     with pipeline.sql_client() as client:
         name = client.make_qualified_table_name(table)
-        return int(client.execute_sql(f"SELECT count(*) FROM {name}{where}")[0][0])
+        try:
+            return int(client.execute_sql(f"SELECT count(*) FROM {name}{where}")[0][0])
+        except DatabaseUndefinedRelation:
+            return 0  # no load has created the table yet (nothing to load so far)
 
 
 def _run_summaries(
