@@ -216,7 +216,7 @@ def run_scoped_loads(
             if partitioned and not totals.failures:
                 # in the endpoint table's order, parents first (a multi-asset's outputs must be)
                 order = [t for t in ENDPOINTS_BY_TABLE if t in selected]
-                yield from _run_summaries(dlt, pipeline, partitioned, order)
+                yield from _run_summaries(dlt, pipeline, partitioned, order, totals)
     except Failure:
         raise
     except Exception as exc:
@@ -381,7 +381,11 @@ def _row_count(pipeline: Any, table: str, partition: str | None = None) -> int:
 
 
 def _run_summaries(
-    dlt: DagsterDltResource, pipeline: Any, units: Sequence[LoadUnit], tables: Sequence[str]
+    dlt: DagsterDltResource,
+    pipeline: Any,
+    units: Sequence[LoadUnit],
+    tables: Sequence[str],
+    totals: _RunTotals,
 ) -> Iterator[MaterializeResult]:
     """One result per table for a partitioned run whose every partition loaded.
 
@@ -399,6 +403,10 @@ def _run_summaries(
                 RUN_SUMMARY_METADATA_KEY: True,
                 "split/partition_names": MetadataValue.json(names),
                 "dagster/row_count": MetadataValue.int(_row_count(pipeline, table)),
+                "split/run_requests": totals.requests,
+                "split/run_retries": totals.retries,
+                "split/run_rate_limited": totals.rate_limited,
+                "split/run_rate_limit_wait_seconds": round(totals.rate_limit_wait_seconds, 3),
             },
         )
 
