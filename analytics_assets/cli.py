@@ -430,13 +430,16 @@ def command_check_freshness() -> int:
     from dagster import AssetCheckEvaluation, DagsterEventType
 
     from analytics_assets.dagster_layer.instance import get_instance
+    from analytics_assets.dagster_layer.jobs import freshness_job
+    from analytics_assets.dagster_layer.runs import execute_job_run
     from analytics_assets.definitions import build_definitions
 
     instance = get_instance()
-    job = build_definitions().resolve_job_def("split_freshness_checks")
-    result = job.execute_in_process(
-        instance=instance,
-        raise_on_error=False,
+    result = execute_job_run(
+        build_definitions(),
+        instance,
+        freshness_job.name,
+        tags={},
         run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
     )
     table = Table(title="freshness checks")

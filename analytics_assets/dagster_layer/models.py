@@ -35,6 +35,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_as
 
 from analytics_assets.dagster_layer.instance import ensure_instance_home
 from analytics_assets.dagster_layer.resources import WarehouseResource
+from analytics_assets.dagster_layer.runs import execute_job_run
 from analytics_assets.dagster_layer.translator import OWNERS, asset_key
 from analytics_assets.warehouse import WarehouseSettings, warehouse_reader, writer_lock
 
@@ -206,9 +207,7 @@ def run_models_after_sync(
     from analytics_assets.dagster_layer.sync import SyncFailed, _failure_message
 
     progress(f"Running {MODELS_JOB}: dbt build")
-    result = defs.resolve_job_def(MODELS_JOB).execute_in_process(
-        instance=instance, tags=dict(tags), run_config=QUIET_LOGGERS, raise_on_error=False
-    )
+    result = execute_job_run(defs, instance, MODELS_JOB, tags=tags, run_config=QUIET_LOGGERS)
     if not result.success:
         raise SyncFailed(_failure_message(result, MODELS_JOB))
     progress(f"Finished {MODELS_JOB} ({result.run_id[:8]})")

@@ -44,6 +44,7 @@ from analytics_assets.dagster_layer.partitions import (
     latest_listing,
     workspace_partitions,
 )
+from analytics_assets.dagster_layer.runs import execute_job_run
 from analytics_assets.dagster_layer.scoped_load import (
     FAILED_SCOPES_METADATA_KEY,
     NOT_ATTEMPTED,
@@ -535,7 +536,6 @@ def _run(
     sync_id: str,
 ) -> _RunOutcome:
     raise_if_stopping()  # after SIGTERM/SIGINT no new run starts
-    job = defs.resolve_job_def(job_name)
     tags = {
         LAUNCHED_BY_TAG: LAUNCHED_BY,
         SYNC_INSTANCE_TAG: _sync_instance_id(Path(instance.root_directory)),
@@ -546,12 +546,13 @@ def _run(
         tags[PARTITION_RANGE_START], tags[PARTITION_RANGE_END] = partition_range
         label += f" ({partition_count} partition{'s' if partition_count != 1 else ''})"
     progress(f"Running {label}: {', '.join(tables)}")
-    result = job.execute_in_process(
-        instance=instance,
+    result = execute_job_run(
+        defs,
+        instance,
+        job_name,
         asset_selection=[asset_key(t) for t in tables],
         tags=tags,
         run_config=QUIET_LOGGERS,
-        raise_on_error=False,
     )
     report.runs.append(result.run_id)
     outcome = _RunOutcome()
