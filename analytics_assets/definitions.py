@@ -7,7 +7,7 @@ from analytics_assets.dagster_layer.assets import POOL, SPLIT_ASSETS
 from analytics_assets.dagster_layer.checks import FRESHNESS_CHECKS, QUALITY_CHECKS
 from analytics_assets.dagster_layer.jobs import SPLIT_JOBS
 from analytics_assets.dagster_layer.models import build_model_assets, models_job
-from analytics_assets.dagster_layer.policies import with_freshness_policies
+from analytics_assets.dagster_layer.policies import with_cadences
 from analytics_assets.dagster_layer.resources import (
     split_api_from_environment,
     warehouse_from_environment,
@@ -27,7 +27,7 @@ def build_definitions(executor: ExecutorDefinition = in_process_executor) -> Def
     models = build_model_assets(POOL)
     return Definitions(
         assets=[
-            *with_freshness_policies(map_asset_specs(without_dlt_runtime_objects, SPLIT_ASSETS)),
+            *with_cadences(map_asset_specs(without_dlt_runtime_objects, SPLIT_ASSETS)),
             models,
         ],
         asset_checks=[*QUALITY_CHECKS, *FRESHNESS_CHECKS],

@@ -27,6 +27,7 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetsDefinition,
+    AutomationCondition,
     DagsterInstance,
     Definitions,
     define_asset_job,
@@ -34,6 +35,7 @@ from dagster import (
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
 from analytics_assets.dagster_layer.instance import ensure_instance_home
+from analytics_assets.dagster_layer.policies import MODELS_AUTOMATION
 from analytics_assets.dagster_layer.resources import WarehouseResource
 from analytics_assets.dagster_layer.runs import execute_job_run
 from analytics_assets.dagster_layer.translator import OWNERS, asset_key
@@ -64,6 +66,11 @@ class SplitDbtTranslator(DagsterDbtTranslator):
 
     def get_owners(self, dbt_resource_props: Mapping[str, Any]) -> list[str]:
         return list(OWNERS)
+
+    def get_automation_condition(
+        self, dbt_resource_props: Mapping[str, Any]
+    ) -> AutomationCondition | None:
+        return MODELS_AUTOMATION
 
 
 def _project_is_newer_than(manifest: Path) -> bool:

@@ -9,6 +9,7 @@ this process, exactly as before.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -24,6 +25,8 @@ from dagster._core.remote_origin import (
 from dagster._core.storage.dagster_run import DagsterRun
 
 # The code location's name, as workspace.yaml and pyproject.toml ([tool.dagster]) give it.
+# A Helm deployment names its location after the deployment (no "_" allowed there), so the
+# deployment sets ANALYTICS_CODE_LOCATION to that name.
 LOCATION_NAME = "analytics_assets"
 # A Definitions object is served as this one repository.
 REPOSITORY_NAME = "__repository__"
@@ -31,8 +34,9 @@ REPOSITORY_NAME = "__repository__"
 
 def job_origin(job_name: str) -> RemoteJobOrigin:
     """The origin the UI gives a run of this code location's job."""
+    location = os.environ.get("ANALYTICS_CODE_LOCATION") or LOCATION_NAME
     repository = RemoteRepositoryOrigin(
-        code_location_origin=RegisteredCodeLocationOrigin(LOCATION_NAME),
+        code_location_origin=RegisteredCodeLocationOrigin(location),
         repository_name=REPOSITORY_NAME,
     )
     return RemoteJobOrigin(repository_origin=repository, job_name=job_name)

@@ -1,8 +1,10 @@
 """Routine refresh, one schedule per cadence in ``policies.CADENCES``.
 
-They start STOPPED: a schedule calls the Split API on a clock, which a user turns on
-deliberately (UI > Automation, or ``dagster schedule start --start-all``). Partitioned
-refreshes cover every current partition in one run per contiguous range.
+They are for users who want plain cron instead of the automation conditions (see
+``policies``); use one or the other. They start STOPPED: a schedule calls the Split API on a
+clock, which a user turns on deliberately (UI > Automation, or ``dagster schedule start
+--start-all``). Partitioned refreshes cover every current partition in one run per contiguous
+range.
 """
 
 from typing import Any
@@ -30,10 +32,10 @@ def _refresh_schedule(cadence: Cadence) -> Any:
 
     @schedule(
         name=f"split_{cadence.name}",
-        cron_schedule=cadence.cron,
+        cron_schedule=cadence.schedule_cron,
         job=job,
         default_status=DefaultScheduleStatus.STOPPED,
-        description=f"Refreshes {', '.join(cadence.tables)} ({cadence.cron}).",
+        description=f"Refreshes {', '.join(cadence.tables)} ({cadence.schedule_cron}).",
     )
     def refresh(context: ScheduleEvaluationContext):
         if partitions_def is None:

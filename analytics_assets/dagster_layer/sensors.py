@@ -12,6 +12,8 @@ from typing import Any
 from dagster import (
     AssetKey,
     AssetRecordsFilter,
+    AssetSelection,
+    AutomationConditionSensorDefinition,
     DefaultSensorStatus,
     DynamicPartitionsDefinition,
     EventLogEntry,
@@ -124,4 +126,17 @@ environment_partition_sensor = _partition_sensor(
     "split_environment_partitions", ENVIRONMENTS_KEY, environment_partitions, environment_job
 )
 
-SPLIT_SENSORS = (workspace_partition_sensor, environment_partition_sensor)
+# Declarative automation: evaluates every asset's automation condition (see ``policies``).
+# STOPPED by default, since it calls the Split API on a clock; the user turns it on.
+automation_sensor = AutomationConditionSensorDefinition(
+    "split_automation",
+    target=AssetSelection.all(),
+    default_status=DefaultSensorStatus.STOPPED,
+    # Plain runs (one per partition range, single-run backfill policy): the backfill daemon
+    # would add minutes to each refresh.
+    emit_backfills=False,
+    description="Refreshes every table on its cadence, upstream tables first, and rebuilds"
+    " the dbt models after them. Turn it on to keep the warehouse fresh.",
+)
+
+SPLIT_SENSORS = (workspace_partition_sensor, environment_partition_sensor, automation_sensor)

@@ -69,13 +69,34 @@ def test_every_asset_is_described_owned_kinded_and_fresh():
         assert spec.metadata["dagster/column_schema"].columns
 
 
-def test_sensors_run_by_default_and_schedules_do_not():
+def test_partition_sensors_run_by_default_and_clocks_do_not():
     defs = build_definitions()
     from dagster import DefaultScheduleStatus, DefaultSensorStatus
 
     sensors = {s.name: s for s in defs.sensors}
-    assert {"split_workspace_partitions", "split_environment_partitions"} <= set(sensors)
-    assert all(s.default_status == DefaultSensorStatus.RUNNING for s in sensors.values())
+    partition_sensors = {"split_workspace_partitions", "split_environment_partitions"}
+    assert set(sensors) == partition_sensors | {"split_automation"}
+    assert all(sensors[s].default_status == DefaultSensorStatus.RUNNING for s in partition_sensors)
+    # automation and schedules call the API on a clock: the user turns them on
+    assert sensors["split_automation"].default_status == DefaultSensorStatus.STOPPED
     schedules = list(defs.schedules)
     assert len(schedules) == 4
     assert all(s.default_status == DefaultScheduleStatus.STOPPED for s in schedules)
+
+
+def test_the_location_name_the_cli_records_is_the_one_dagster_serves():
+    import tomllib
+    import yaml
+
+    from analytics_assets.dagster_layer.runs import LOCATION_NAME
+
+    root = Path(__file__).resolve().parents[2]
+    workspace = yaml.safe_load((root / "workspace.yaml").read_text())
+    assert workspace["load_from"][0]["python_module"]["location_name"] == LOCATION_NAME
+    pyproject = tomllib.loads((root / "pyproject.toml").read_text())
+    assert pyproject["tool"]["dagster"]["code_location_name"] == LOCATION_NAME
+    # Helm names the location after its deployment; the deployment says so to the CLI.
+    values = yaml.safe_load((root / "deploy/helm/values.yaml").read_text())
+    (deployment,) = values["dagster-user-deployments"]["deployments"]
+    env = {e["name"]: e["value"] for e in deployment["env"]}
+    assert env["ANALYTICS_CODE_LOCATION"] == deployment["name"]
