@@ -7,10 +7,14 @@ natural keys (the same set, no duplicates) and every scalar field of every recor
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from dlt.common.normalizers.naming.snake_case import NamingConvention
@@ -149,3 +153,29 @@ def assert_matches_truth(
     diffs = compare_with_truth(warehouse, truth, tables)
     bad = [str(d) for d in diffs if not d.ok]
     assert not bad, "warehouse differs from the sandbox truth:\n" + "\n".join(bad)
+
+
+def cli_environment(**extra: str) -> dict[str, str]:
+    """This process's environment without the project's settings, plus ``extra``."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SPLIT_", "ANALYTICS_", "DAGSTER_"))
+    }
+    env.update({"SPLIT_BACKOFF_FACTOR": "0.05", "RUNTIME__DLTHUB_TELEMETRY": "false"}, **extra)
+    return env
+
+
+def run_cli(
+    args: list[str], cwd: Path, env: dict[str, str], timeout: int = 600
+) -> subprocess.CompletedProcess[str]:
+    """``analytics-assets <args>`` as a user runs it: output piped, no standard input."""
+    return subprocess.run(
+        [sys.executable, "-m", "analytics_assets.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )

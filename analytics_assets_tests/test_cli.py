@@ -2,50 +2,25 @@
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from analytics_assets.warehouse import WarehouseSettings
-from analytics_assets_tests.support import assert_matches_truth
+from analytics_assets_tests.support import assert_matches_truth, cli_environment, run_cli
 
 pytestmark = pytest.mark.slow
 
 
-def _cli(args: list[str], cwd: Path, env: dict[str, str], timeout: int = 600):
-    return subprocess.run(
-        [sys.executable, "-m", "analytics_assets.cli", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
-
-
-def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("SPLIT_", "ANALYTICS_", "DAGSTER_"))
-    }
-    env.update({"SPLIT_BACKOFF_FACTOR": "0.05", "RUNTIME__DLTHUB_TELEMETRY": "false"}, **extra)
-    return env
-
-
 def test_sync_end_to_end_then_selections_and_freshness(sandbox_factory, tmp_path: Path):
     sandbox = sandbox_factory(size="tiny")
-    env = _env(tmp_path, SPLIT_API_KEY="cli-test-key", SPLIT_API_BASE_URL=sandbox.base_url)
+    env = cli_environment(SPLIT_API_KEY="cli-test-key", SPLIT_API_BASE_URL=sandbox.base_url)
 
-    never_synced = _cli(["check-freshness"], tmp_path, env)
+    never_synced = run_cli(["check-freshness"], tmp_path, env)
     assert never_synced.returncode == 1, never_synced.stderr
 
-    result = _cli(["sync"], tmp_path, env)
+    result = run_cli(["sync"], tmp_path, env)
     assert result.returncode == 0, result.stderr
     assert "segments_keys" in result.stdout and "API requests" in result.stdout
     truth = sandbox.ground_truth()
@@ -54,19 +29,19 @@ def test_sync_end_to_end_then_selections_and_freshness(sandbox_factory, tmp_path
     warehouse = WarehouseSettings(duckdb_path=str(tmp_path / "data" / "analytics.duckdb"))
     assert_matches_truth(warehouse, truth)
 
-    counted = _cli(["query", "SELECT count(*) AS n FROM segments_keys"], tmp_path, env)
+    counted = run_cli(["query", "SELECT count(*) AS n FROM segments_keys"], tmp_path, env)
     assert (
         counted.returncode == 0 and str(truth["tables"]["segments_keys"]["count"]) in counted.stdout
     )
-    typo = _cli(["query", "SELEC nothing"], tmp_path, env)
+    typo = run_cli(["query", "SELEC nothing"], tmp_path, env)
     assert typo.returncode == 1 and "query failed" in typo.stderr and "Traceback" not in typo.stderr
 
-    fresh = _cli(["check-freshness"], tmp_path, env)
+    fresh = run_cli(["check-freshness"], tmp_path, env)
     assert fresh.returncode == 0, fresh.stdout + fresh.stderr
 
     workspace = truth["tables"]["workspaces"]["rows"][0]
     sandbox.reset_stats()
-    one = _cli(
+    one = run_cli(
         ["sync", "--workspace", workspace["name"], "--select", "feature_flags"], tmp_path, env
     )
     assert one.returncode == 0, one.stderr
@@ -74,7 +49,7 @@ def test_sync_end_to_end_then_selections_and_freshness(sandbox_factory, tmp_path
     assert set(requests) == {"workspaces", "environments", "feature_flags"}
     assert requests["feature_flags"]["requests"] <= 2  # one workspace's flags only
 
-    unknown = _cli(["sync", "--workspace", "no such workspace"], tmp_path, env)
+    unknown = run_cli(["sync", "--workspace", "no such workspace"], tmp_path, env)
     assert unknown.returncode == 2
     assert "does not exist" in unknown.stderr and workspace["name"] in unknown.stderr
     assert "Traceback" not in unknown.stderr
@@ -83,8 +58,8 @@ def test_sync_end_to_end_then_selections_and_freshness(sandbox_factory, tmp_path
 def test_failed_sync_exits_non_zero_with_the_endpoint_and_no_key(sandbox_factory, tmp_path):
     sandbox = sandbox_factory(size="tiny", api_key="the-valid-key")
     secret = "revoked-key-0123456789"
-    env = _env(tmp_path, SPLIT_API_KEY=secret, SPLIT_API_BASE_URL=sandbox.base_url)
-    result = _cli(["sync"], tmp_path, env)
+    env = cli_environment(SPLIT_API_KEY=secret, SPLIT_API_BASE_URL=sandbox.base_url)
+    result = run_cli(["sync"], tmp_path, env)
     assert result.returncode == 1
     assert "HTTP 401" in result.stderr and "SPLIT_API_KEY" in result.stderr
     assert secret not in result.stdout + result.stderr
@@ -97,7 +72,9 @@ def _free_port() -> int:
 
 
 def test_demo_runs_on_embedded_defaults(tmp_path: Path):
-    result = _cli(["demo", "--size", "tiny", "--port", str(_free_port())], tmp_path, _env(tmp_path))
+    result = run_cli(
+        ["demo", "--size", "tiny", "--port", str(_free_port())], tmp_path, cli_environment()
+    )
     assert result.returncode == 0, result.stderr
     assert "analytics-assets dev" in result.stdout
     assert (tmp_path / "data" / "analytics.duckdb").exists()

@@ -10,36 +10,14 @@ import csv
 import io
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
 import pytest
 
+from analytics_assets_tests.support import cli_environment, run_cli
+
 LONG_VALUE = "a value longer than any terminal | with a pipe " + "x" * 150
-
-
-def _cli(args: list[str], cwd: Path, env: dict[str, str], timeout: int = 600):
-    return subprocess.run(
-        [sys.executable, "-m", "analytics_assets.cli", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
-
-
-def _env(**extra: str) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("SPLIT_", "ANALYTICS_", "DAGSTER_"))
-    }
-    env.update({"SPLIT_BACKOFF_FACTOR": "0.05", "RUNTIME__DLTHUB_TELEMETRY": "false"}, **extra)
-    return env
 
 
 @pytest.fixture
@@ -56,65 +34,67 @@ def warehouse_file(tmp_path: Path) -> Path:
 
 
 def test_no_arguments_prints_help_and_version_is_known(tmp_path: Path):
-    bare = _cli([], tmp_path, _env())
+    bare = run_cli([], tmp_path, cli_environment())
     assert bare.returncode == 0, bare.stderr
     assert "usage: analytics-assets" in bare.stdout and "query" in bare.stdout
     assert "error" not in bare.stderr.lower()
-    version = _cli(["--version"], tmp_path, _env())
+    version = run_cli(["--version"], tmp_path, cli_environment())
     assert version.returncode == 0
     assert version.stdout.strip().startswith("analytics-assets ")
     assert version.stdout.strip() != "analytics-assets"
 
 
 def test_query_formats_are_whole_when_piped(tmp_path: Path, warehouse_file: Path):
-    env = _env(ANALYTICS_DUCKDB_PATH=str(warehouse_file))
+    env = cli_environment(ANALYTICS_DUCKDB_PATH=str(warehouse_file))
     sql = "SELECT id, note, killed, owner FROM flags ORDER BY id"
 
-    as_csv = _cli(["query", sql, "--format", "csv"], tmp_path, env)
+    as_csv = run_cli(["query", sql, "--format", "csv"], tmp_path, env)
     assert as_csv.returncode == 0, as_csv.stderr
     rows = list(csv.reader(io.StringIO(as_csv.stdout)))
     assert rows[0] == ["id", "note", "killed", "owner"]
     assert rows[1:] == [[str(i), LONG_VALUE, str(i % 2 == 0), ""] for i in range(3)]
     assert "3 rows" in as_csv.stderr and "3 rows" not in as_csv.stdout
 
-    as_json = _cli(["query", sql, "--format", "json"], tmp_path, env)
+    as_json = run_cli(["query", sql, "--format", "json"], tmp_path, env)
     assert as_json.returncode == 0, as_json.stderr
     assert json.loads(as_json.stdout) == [
         {"id": i, "note": LONG_VALUE, "killed": i % 2 == 0, "owner": None} for i in range(3)
     ]
 
-    as_markdown = _cli(["query", sql, "--format", "markdown"], tmp_path, env)
+    as_markdown = run_cli(["query", sql, "--format", "markdown"], tmp_path, env)
     lines = as_markdown.stdout.splitlines()
     assert lines[0] == "| id | note | killed | owner |" and lines[1] == "|---|---|---|---|"
     assert lines[2] == f"| 0 | {LONG_VALUE.replace('|', chr(92) + '|')} | True |  |"
 
-    as_table = _cli(["query", sql], tmp_path, env)
+    as_table = run_cli(["query", sql], tmp_path, env)
     assert as_table.returncode == 0, as_table.stderr
     table_lines = as_table.stdout.splitlines()
     assert table_lines[0].split() == ["id", "note", "killed", "owner"]
     assert len(table_lines) == 5 and all(LONG_VALUE in line for line in table_lines[2:])
 
-    empty = _cli(["query", "SELECT * FROM flags WHERE id < 0"], tmp_path, env)
+    empty = run_cli(["query", "SELECT * FROM flags WHERE id < 0"], tmp_path, env)
     assert empty.returncode == 0 and "0 rows" in empty.stderr
 
 
 def test_query_is_read_only_and_shows_the_engine_error_whole(tmp_path: Path, warehouse_file):
-    env = _env(ANALYTICS_DUCKDB_PATH=str(warehouse_file))
+    env = cli_environment(ANALYTICS_DUCKDB_PATH=str(warehouse_file))
     for statement in ("DELETE FROM flags", "DROP TABLE flags", "CREATE TABLE t AS SELECT 1"):
-        refused = _cli(["query", statement], tmp_path, env)
+        refused = run_cli(["query", statement], tmp_path, env)
         assert refused.returncode == 1, statement
         assert "read-only" in refused.stderr and "Traceback" not in refused.stderr
     with duckdb.connect(str(warehouse_file), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM split.flags").fetchone() == (3,)
 
-    typo = _cli(["query", "SELECT * FROM flag"], tmp_path, env)
+    typo = run_cli(["query", "SELECT * FROM flag"], tmp_path, env)
     assert typo.returncode == 1 and "Traceback" not in typo.stderr
     message = typo.stderr.strip()
     assert len(message.splitlines()) == 1, message  # one line, not wrapped at 80 columns
     # DuckDB's hint is part of its message: it is shown, not cut after the first line.
     assert "does not exist" in message and 'Did you mean "flags"' in message
 
-    missing = _cli(["query", "SELECT 1"], tmp_path, _env(ANALYTICS_DUCKDB_PATH="nowhere.duckdb"))
+    missing = run_cli(
+        ["query", "SELECT 1"], tmp_path, cli_environment(ANALYTICS_DUCKDB_PATH="nowhere.duckdb")
+    )
     assert missing.returncode == 2 and "analytics-assets sync" in missing.stderr
     assert not (tmp_path / "nowhere.duckdb").exists()
 
@@ -132,15 +112,15 @@ def test_query_is_read_only_on_postgres(tmp_path: Path):
         cursor.execute(f"CREATE SCHEMA {dataset}")
         cursor.execute(f"CREATE TABLE {dataset}.flags AS SELECT 1 AS id")
     try:
-        env = _env(
+        env = cli_environment(
             ANALYTICS_DESTINATION="postgres",
             ANALYTICS_DATASET=dataset,
             # dlt insists on a password; trust auth ignores it
             DESTINATION__POSTGRES__CREDENTIALS="postgresql://postgres:unused@127.0.0.1:5432/test",
         )
-        read = _cli(["query", "SELECT id FROM flags", "--format", "csv"], tmp_path, env)
+        read = run_cli(["query", "SELECT id FROM flags", "--format", "csv"], tmp_path, env)
         assert read.returncode == 0 and read.stdout.splitlines() == ["id", "1"], read.stderr
-        write = _cli(["query", "DELETE FROM flags"], tmp_path, env)
+        write = run_cli(["query", "DELETE FROM flags"], tmp_path, env)
         assert write.returncode == 1 and "read-only transaction" in write.stderr, write.stderr
         with connection, connection.cursor() as cursor:
             cursor.execute(f"SELECT count(*) FROM {dataset}.flags")
@@ -156,31 +136,33 @@ def test_environments_by_name_and_unknown_names_fail_on_the_listing(
     sandbox_factory, tmp_path: Path
 ):
     sandbox = sandbox_factory(size="tiny")
-    env = _env(SPLIT_API_KEY="cli-test-key", SPLIT_API_BASE_URL=sandbox.base_url)
+    env = cli_environment(SPLIT_API_KEY="cli-test-key", SPLIT_API_BASE_URL=sandbox.base_url)
     truth = sandbox.ground_truth()["tables"]
     workspace_name = {w["id"]: w["name"] for w in truth["workspaces"]["rows"]}
     productions = [e for e in truth["environments"]["rows"] if e["name"] == "Production"]
     assert len(productions) > 1  # the sandbox's organisation, like a real one
 
     # Unknown on a fresh instance: only the listings are fetched, then a clear refusal.
-    unknown = _cli(["sync", "--environment", "Nowhere"], tmp_path, env)
+    unknown = run_cli(["sync", "--environment", "Nowhere"], tmp_path, env)
     assert unknown.returncode == 2, unknown.stderr
     assert "'Nowhere' does not exist" in unknown.stderr and "Traceback" not in unknown.stderr
     assert set(sandbox.stats()["by_endpoint"]) == {"workspaces", "environments"}
 
-    ambiguous = _cli(["sync", "--environment", "Production"], tmp_path, env)
+    ambiguous = run_cli(["sync", "--environment", "Production"], tmp_path, env)
     assert ambiguous.returncode == 2, ambiguous.stderr
     assert "ambiguous" in ambiguous.stderr
     for environment in productions:
         assert f"{workspace_name[environment['workspace_id']]}/Production" in ambiguous.stderr
 
-    full = _cli(["sync"], tmp_path, env)
+    full = run_cli(["sync"], tmp_path, env)
     assert full.returncode == 0, full.stderr
     # The form the UI's partition metadata shows, with or without spaces around the slash.
     chosen = productions[0]
     name = f"{workspace_name[chosen['workspace_id']]} / Production"
     sandbox.reset_stats()
-    one = _cli(["sync", "--environment", name, "--select", "environment_segments"], tmp_path, env)
+    one = run_cli(
+        ["sync", "--environment", name, "--select", "environment_segments"], tmp_path, env
+    )
     assert one.returncode == 0, one.stderr
     requests = sandbox.stats()["by_endpoint"]
     assert requests["environment_segments"]["requests"] <= 2, requests  # one environment's pages
@@ -188,6 +170,6 @@ def test_environments_by_name_and_unknown_names_fail_on_the_listing(
 
     # Now known from the last listing: an unknown name costs only the listings' refresh.
     sandbox.reset_stats()
-    again = _cli(["sync", "--workspace", "No Such Workspace"], tmp_path, env)
+    again = run_cli(["sync", "--workspace", "No Such Workspace"], tmp_path, env)
     assert again.returncode == 2 and "known workspaces" in again.stderr
     assert set(sandbox.stats()["by_endpoint"]) == {"workspaces", "environments"}

@@ -351,11 +351,23 @@ def _hashable(value: Any) -> Any:
     return value
 
 
+def _scope_column(table: str) -> str | None:
+    """The column naming the scope (workspace, environment) a table's rows are loaded by."""
+    from analytics_assets.split_source import ENDPOINTS_BY_TABLE
+
+    endpoint = ENDPOINTS_BY_TABLE.get(parent_table(table))
+    if endpoint is None or endpoint.scope not in ("workspace", "environment"):
+        return None
+    return f"{endpoint.scope}_id"
+
+
 def snapshot_tables(path: Path, dataset: str = DATASET) -> dict[str, Counter]:
-    """Every data table (child tables too) as a multiset of rows.
+    """Every data table (child tables too) as multisets of rows, one per unit the sync commits
+    at once: ``table`` for an organisation table, ``table [scope id]`` for each workspace's or
+    environment's rows of a partitioned one.
 
     dlt's bookkeeping columns (load id, row ids) are left out, so reloading identical data
-    gives an identical snapshot; history validity columns are kept. A partial table, a
+    gives an identical snapshot; history validity columns are kept. A partial scope, a
     duplicate or a lost row changes the snapshot.
     """
     snapshot: dict[str, Counter] = {}
@@ -378,9 +390,21 @@ def snapshot_tables(path: Path, dataset: str = DATASET) -> dict[str, Counter]:
                 ).fetchall()
                 if not name.startswith("_dlt_") or name in KEEP_DLT_COLUMNS
             ]
-            selected = ", ".join(f'"{c}"' for c in columns)
-            rows = con.execute(f'SELECT {selected} FROM "{dataset}"."{table}"').fetchall()
-            snapshot[table] = Counter(tuple(_hashable(v) for v in row) for row in rows)
+            selected = ", ".join(f't."{c}"' for c in columns)
+            scope = _scope_column(table)
+            source = f'"{dataset}"."{table}" t'
+            if scope is None:
+                scope_expression = "NULL"
+            elif table == parent_table(table):
+                scope_expression = f't."{scope}"'
+            else:  # a child table: its root row says the scope
+                root = f'"{dataset}"."{parent_table(table)}"'
+                source += f" JOIN {root} r ON r._dlt_id = t._dlt_root_id"
+                scope_expression = f'r."{scope}"'
+            rows = con.execute(f"SELECT {scope_expression}, {selected} FROM {source}").fetchall()
+            for scope_value, *values in rows:
+                unit = table if scope is None else f"{table} [{scope_value}]"
+                snapshot.setdefault(unit, Counter())[tuple(_hashable(v) for v in values)] += 1
     return snapshot
 
 
@@ -429,25 +453,23 @@ def parent_table(table: str) -> str:
 def no_worse(
     before: Mapping[str, Counter],
     after: Mapping[str, Counter],
-    replaced_ok: Iterable[str],
+    complete: Mapping[str, Counter] | None = None,
 ) -> list[str]:
-    """Tables that are neither as before nor a complete new load.
+    """Units (see ``snapshot_tables``) that are neither as before nor a complete new load.
 
-    ``replaced_ok``: top-level tables verified equal to the sandbox's current truth; they
-    (and their child tables) may differ from ``before``. Every other table must be exactly
-    as it was.
+    ``complete``: a snapshot of the same warehouse after a sync that was verified exact; a
+    unit may equal it instead of ``before`` (its load was committed before the interruption).
+    Without it, every unit must be exactly as it was.
     """
-    allowed = set(replaced_ok)
     problems = []
-    for table in sorted(set(before) | set(after)):
-        if parent_table(table) in allowed:
+    for unit in sorted(set(before) | set(after) | set(complete or {})):
+        b, a = before.get(unit, Counter()), after.get(unit, Counter())
+        if a == b or (complete is not None and a == complete.get(unit, Counter())):
             continue
-        if before.get(table) != after.get(table):
-            b, a = before.get(table, Counter()), after.get(table, Counter())
-            problems.append(
-                f"{table}: {sum(b.values())} rows before, {sum(a.values())} after"
-                f" ({sum((a - b).values())} new, {sum((b - a).values())} gone)"
-            )
+        problems.append(
+            f"{unit}: {sum(b.values())} rows before, {sum(a.values())} after"
+            f" ({sum((a - b).values())} new, {sum((b - a).values())} gone)"
+        )
     return problems
 
 

@@ -17,41 +17,9 @@ import pytest
 
 from analytics_assets.sandbox import SandboxProcess
 from analytics_assets.sandbox.forms import ServedForms
+from analytics_assets_tests.sandbox.form_variants import NEW_TABLES, VARIANTS
 from analytics_assets_tests.split_source.helpers import run_source, warehouse_for
 from analytics_assets_tests.support import assert_matches_truth
-
-NEW_TABLES = (
-    "attributes",
-    "rule_based_segments",
-    "rule_based_segment_definitions",
-    "large_segments",
-    "environment_large_segments",
-)
-
-# Together these select every choice of every form setting (the sandbox tests check that).
-VARIANTS: tuple[dict[str, str], ...] = (
-    {},
-    {
-        "attributes_envelope": "data",
-        "attribute_data_type": "lower",
-        "large_segments_envelope": "offset",
-        "environment_large_segments_envelope": "offset",
-        "large_segment_tags": "urns",
-        "rule_based_segments_envelope": "offset",
-        "rule_based_segment_definitions_envelope": "objects",
-        "rule_based_segment_traffic_type": "object",
-        "rule_based_segment_timestamps": "iso",
-    },
-    {
-        "attributes_envelope": "array",
-        "attribute_data_type": "null",
-        "large_segment_tags": "null",
-        "rule_based_segments_envelope": "objects",
-        "rule_based_segment_definitions_envelope": "offset",
-        "rule_based_segment_matchers": "docs",
-    },
-    {"large_segments_plan": "paywalled"},
-)
 
 
 @pytest.fixture(scope="module")
