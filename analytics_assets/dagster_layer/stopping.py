@@ -218,8 +218,9 @@ class StoppableSync:
             what = "It had loaded everything before it stopped."
         else:
             what = (
-                "Tables keep their last complete load (no table is ever partly replaced); run"
-                " `analytics-assets sync` again to finish."
+                "What it loaded is kept, and every workspace's and environment's rows are a"
+                " complete load, never half-written; run `analytics-assets sync` again to"
+                " finish (it fetches only what is left)."
             )
         canceled = (
             f" {len(self.closed_runs)} run(s) in progress were marked canceled."
