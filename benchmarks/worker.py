@@ -109,7 +109,7 @@ def run_ours(spec: dict[str, Any]) -> dict[str, Any]:
         api_key=spec["api_key"],
         base_url=spec["base_url"],
         max_requests_per_second=spec.get("max_requests_per_second"),
-        max_concurrent_requests=spec.get("max_concurrent_requests", 4),
+        max_concurrent_requests=spec.get("max_concurrent_requests"),  # None: the default
     )
     stats = RequestStats()
     # The project's own destination set-up and load options (warehouse.make_pipeline is

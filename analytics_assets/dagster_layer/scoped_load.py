@@ -276,7 +276,10 @@ def _extract(
         source = split_source(
             settings, unit.scope, stats, cancellation=cancellation, limiter=limiter
         ).with_resources(*unit.tables)
-        extract_info = pipeline.extract(source, **warehouse_settings.run_options())
+        # As many extract threads as requests may be in flight (dlt's default is 5).
+        extract_info = pipeline.extract(
+            source, workers=limiter.in_flight.workers, **warehouse_settings.run_options()
+        )
     except Exception as exc:
         cause = find_split_error(exc)
         if cause is None:

@@ -1,6 +1,7 @@
 """Pacing under Split's rate limit, and waiting out 429s together (contract §1.4).
 
 ``RequestPacer`` keeps request starts under the limit for every thread of a sync.
+``InFlightLimit`` keeps enough requests in flight to reach that limit, and no more.
 ``FlowControl`` turns a 429 that says when to come back into one shared pause: every
 request in flight that meets the same burst waits for the same moment, once, and the pause
 counts against the sync's rate-limit wait budget, not against any request's retries.
@@ -8,6 +9,7 @@ counts against the sync's rate-limit wait budget, not against any request's retr
 
 from __future__ import annotations
 
+import math
 import statistics
 import threading
 import time
@@ -209,8 +211,67 @@ def _min_header(response: requests.Response, *names: str) -> int | None:
     return min(values) if values else None
 
 
+class InFlightLimit:
+    """How many requests may be in flight at once: enough to reach the rate limit.
+
+    Requests started every 1/R seconds that take L seconds each keep R x L in flight, so a
+    fixed bound below that caps throughput (20 requests a second at 400 ms need 8). Unless
+    the user fixes the number (``SPLIT_MAX_CONCURRENT_REQUESTS``), the bound follows the
+    pacer's rate times the observed latency, with headroom, between ``FLOOR`` and
+    ``CEILING``; the pacer, not this bound, keeps the rate.
+    """
+
+    FLOOR = 4
+    CEILING = 16
+    HEADROOM = 1.25
+    SMOOTHING = 0.2  # weight of the newest latency in the moving average
+
+    def __init__(self, pacer: RequestPacer, fixed: int | None = None) -> None:
+        self._pacer = pacer
+        self._fixed = fixed
+        self._latency: float | None = None
+        self._in_flight = 0
+        self._changed = threading.Condition()
+
+    @property
+    def workers(self) -> int:
+        """Threads worth giving a pool of requests: the most that may ever be in flight."""
+        return self._fixed or self.CEILING
+
+    @property
+    def limit(self) -> int:
+        if self._fixed:
+            return self._fixed
+        rate = self._pacer.rate
+        if rate is None or self._latency is None:
+            return self.FLOOR
+        wanted = math.ceil(rate * self._latency * self.HEADROOM)
+        return max(self.FLOOR, min(self.CEILING, wanted))
+
+    def enter(self, check: Callable[[], None]) -> None:
+        """Wait for a free place; ``check`` runs while waiting (it raises on cancellation)."""
+        with self._changed:
+            while self._in_flight >= self.limit:
+                self._changed.wait(timeout=0.25)
+                check()
+            self._in_flight += 1
+
+    def leave(self, latency: float | None) -> None:
+        """A request ended; ``latency`` is how long its answer took (None: it failed)."""
+        with self._changed:
+            self._in_flight -= 1
+            if latency is not None:
+                self._latency = (
+                    latency
+                    if self._latency is None
+                    else self.SMOOTHING * latency + (1 - self.SMOOTHING) * self._latency
+                )
+            self._changed.notify_all()
+
+
 class RateLimiter:
-    """The pacer and the 429 flow control of the requests that share one rate limit.
+    """The pacer, the in-flight limit and the 429 flow control of the requests that share
+    one rate limit.
 
     One per Dagster run: every scope the run loads paces against the same learned limit and
     spends the same rate-limit wait budget (``SPLIT_RATE_LIMIT_WAIT_BUDGET``).
@@ -222,9 +283,11 @@ class RateLimiter:
         *,
         max_server_wait: float,
         wait_budget: float,
+        max_in_flight: int | None = None,
         sleep: Sleep = time.sleep,
     ) -> None:
         self.pacer = RequestPacer(max_requests_per_second, sleep=sleep)
+        self.in_flight = InFlightLimit(self.pacer, fixed=max_in_flight)
         self.flow = FlowControl(
             self.pacer, max_server_wait=max_server_wait, wait_budget=wait_budget
         )
@@ -235,5 +298,6 @@ class RateLimiter:
             settings.max_requests_per_second,
             max_server_wait=settings.max_server_wait,
             wait_budget=settings.rate_limit_wait_budget,
+            max_in_flight=settings.max_concurrent_requests,
             sleep=sleep,
         )

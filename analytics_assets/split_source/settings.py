@@ -20,7 +20,7 @@ configuration interface of the project:
 ``SPLIT_REQUEST_DEADLINE``         Seconds one whole request may take, body included (300).
 ``SPLIT_MAX_SERVER_WAIT``          Longest rate-limit wait a server may ask for (900 s).
 ``SPLIT_RATE_LIMIT_WAIT_BUDGET``   Total rate-limit waiting per sync (default 3600 s).
-``SPLIT_MAX_CONCURRENT_REQUESTS``  Requests in flight at once (default 4).
+``SPLIT_MAX_CONCURRENT_REQUESTS``  Requests in flight at once (default: rate x latency, 4-16).
 =================================  ==========================================================
 """
 
@@ -587,7 +587,7 @@ class SplitSettings:
     request_deadline: float = 300.0
     max_server_wait: float = 900.0
     rate_limit_wait_budget: float = 3600.0
-    max_concurrent_requests: int = 4
+    max_concurrent_requests: int | None = None  # None: follows rate x latency (pacing)
 
     def __post_init__(self) -> None:
         # Keys pasted from a secret file often end in a newline; surrounding whitespace is
@@ -631,7 +631,7 @@ class SplitSettings:
                     f"{name} must be more than 0 seconds (got {value:g}); it bounds how long"
                     f" a request may wait, e.g. {_NUMBER_HINTS[name].split('e.g. ')[1]}."
                 )
-        if self.max_concurrent_requests < 1:
+        if self.max_concurrent_requests is not None and self.max_concurrent_requests < 1:
             raise SplitConfigurationError(
                 "SPLIT_MAX_CONCURRENT_REQUESTS must be at least 1 (e.g. 4)."
             )

@@ -379,7 +379,7 @@ class _Tables:
                 (("workspace", workspace_id), ("environment", environment_id), ("segment", name)),
             )
             records = read_offset_scope_concurrently(
-                self.transport, context, {}, paging, self.settings.max_concurrent_requests
+                self.transport, context, {}, paging, self.transport.in_flight.workers
             )
             # Only the key strings are kept: the parsed pages are dropped here.
             keys = [str(record["key"]) for record in records]

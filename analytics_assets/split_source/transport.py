@@ -149,16 +149,16 @@ class SplitTransport:
         limiter = limiter or RateLimiter.for_settings(settings, sleep=self.cancellation.wait)
         self.pacer = limiter.pacer
         self.flow = limiter.flow
+        self.in_flight = limiter.in_flight
         self._auth = api_key_auth(settings)
         self._session = requests.Session()
         self._session.headers["Accept"] = "application/json"
         self._session.headers["User-Agent"] = "analytics-assets (dlt)"
         # One pooled connection per concurrent request; retries are ours, not urllib3's.
-        pool = max(4, settings.max_concurrent_requests * 2)
+        pool = self.in_flight.workers * 2
         adapter = _AbortableAdapter(pool_connections=pool, pool_maxsize=pool, max_retries=0)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
-        self._in_flight = threading.BoundedSemaphore(settings.max_concurrent_requests)
         self._jitter = random.Random()
 
     def __repr__(self) -> str:
@@ -234,7 +234,9 @@ class SplitTransport:
         self, context: RequestContext, params: Mapping[str, Any]
     ) -> tuple[requests.Response, bytes]:
         """One attempt: the response and its whole body, within the deadline."""
-        self._enter_in_flight()
+        self.in_flight.enter(self.cancellation.check)
+        started = time.monotonic()
+        latency: float | None = None
         thread_id = threading.get_ident()
         deadline_passed = threading.Event()
 
@@ -262,6 +264,7 @@ class SplitTransport:
             finally:
                 response.close()
             self.pacer.observe(response)
+            latency = time.monotonic() - started
             return response, body
         except TRANSPORT_ERRORS as exc:
             self.cancellation.check()
@@ -280,11 +283,7 @@ class SplitTransport:
             timer.cancel()
             unregister()
             _connections.pop(thread_id, None)
-            self._in_flight.release()
-
-    def _enter_in_flight(self) -> None:
-        while not self._in_flight.acquire(timeout=0.25):
-            self.cancellation.check()
+            self.in_flight.leave(latency)
 
     def _backoff(self, retries: int) -> float:
         """Full jitter: uniform between 0 and the capped exponential step."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -34,8 +35,23 @@ class Segment:
     missing_from: int | None = None  # offsets from here answer 404
     failing: bool = False
     duplicate_reads: int = 0  # this many whole reads serve keys 0-9 twice (on the last page)
+    latency: float = 0.0  # seconds before each answer
     requests: list[int] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    in_flight: int = 0
+    most_in_flight: int = 0
+
+    def answer(self, offset: int, limit: int) -> tuple[int, dict]:
+        """``page`` after the segment's latency, counting the requests being answered."""
+        with self.lock:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            time.sleep(self.latency)
+            return self.page(offset, limit)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
 
     def page(self, offset: int, limit: int) -> tuple[int, dict]:
         with self.lock:
@@ -71,7 +87,7 @@ def server() -> Iterator[tuple[str, dict[str, Segment]]]:
             # /internal/api/v2/segments/{env}/{segment}/keys
             name = parts.path.split("/")[-2]
             query = parse_qs(parts.query)
-            status, body = segments[name].page(
+            status, body = segments[name].answer(
                 int(query.get("offset", ["0"])[0]), int(query["limit"][0])
             )
             payload = json.dumps(body).encode()
@@ -198,3 +214,21 @@ def test_server_error_fails_with_endpoint_and_scope(server):
     assert isinstance(error, SplitApiError), caught.value
     assert "segment broken" in str(error) and "environment env-1" in str(error)
     assert "test-key" not in str(caught.value)
+
+
+def test_requests_in_flight_follow_rate_times_latency(server):
+    # 20 requests a second that take 400 ms each keep 8 in flight: a fixed bound of 4 would
+    # halve the throughput the rate limit allows.
+    base_url, segments = server
+    segments["slow"] = Segment(keys(6_000), latency=0.4)
+    got, stats = read(base_url, "slow", max_requests_per_second=20)
+    assert got == keys(6_000) and stats.requests == 60
+    assert 8 <= segments["slow"].most_in_flight <= 16
+
+
+def test_a_fixed_number_in_flight_is_kept(server):
+    base_url, segments = server
+    segments["fixed"] = Segment(keys(2_000), latency=0.2)
+    got, _ = read(base_url, "fixed", max_requests_per_second=20, max_concurrent_requests=3)
+    assert got == keys(2_000)
+    assert segments["fixed"].most_in_flight == 3
