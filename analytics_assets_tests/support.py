@@ -167,13 +167,14 @@ def cli_environment(**extra: str) -> dict[str, str]:
 
 
 def run_cli(
-    args: list[str], cwd: Path, env: dict[str, str], timeout: int = 600
+    args: list[str], cwd: Path, env: Mapping[str, str], timeout: float = 600
 ) -> subprocess.CompletedProcess[str]:
-    """``analytics-assets <args>`` as a user runs it: output piped, no standard input."""
+    """``analytics-assets <args>`` as a user (or a CronJob) runs it: output piped, no
+    standard input."""
     return subprocess.run(
         [sys.executable, "-m", "analytics_assets.cli", *args],
         cwd=cwd,
-        env=env,
+        env=dict(env),
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -10,10 +10,8 @@ server when it is installed but down.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
@@ -178,21 +176,6 @@ def clean_environment(**extra: str) -> dict[str, str]:
     )
     env.update(extra)
     return env
-
-
-def run_cli(
-    args: list[str], cwd: Path, env: Mapping[str, str], timeout: float = 600
-) -> subprocess.CompletedProcess[str]:
-    """``analytics-assets ARGS`` in a subprocess, as a user (or a CronJob) runs it."""
-    return subprocess.run(
-        [sys.executable, "-m", "analytics_assets.cli", *args],
-        cwd=cwd,
-        env=dict(env),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 def postgres_instance_home(path: Path) -> Path:

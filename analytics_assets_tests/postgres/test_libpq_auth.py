@@ -27,8 +27,8 @@ from analytics_assets_tests.postgres.conftest import (
     PostgresDatabase,
     clean_environment,
     postgres_instance_home,
-    run_cli,
 )
+from analytics_assets_tests.support import run_cli
 
 pytestmark = pytest.mark.postgres
 

@@ -22,9 +22,8 @@ from analytics_assets_tests.postgres.conftest import (
     PostgresDatabase,
     clean_environment,
     postgres_instance_home,
-    run_cli,
 )
-from analytics_assets_tests.support import assert_matches_truth
+from analytics_assets_tests.support import assert_matches_truth, run_cli
 
 pytestmark = pytest.mark.postgres
 

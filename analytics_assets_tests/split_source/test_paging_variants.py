@@ -26,14 +26,7 @@ from analytics_assets.split_source.paging_variants import (
     with_context,
 )
 from analytics_assets.split_source.settings import ENDPOINTS_BY_TABLE
-
-NEW_TABLES = (
-    "attributes",
-    "rule_based_segments",
-    "rule_based_segment_definitions",
-    "large_segments",
-    "environment_large_segments",
-)
+from analytics_assets_tests.sandbox.form_variants import NEW_TABLES
 
 # --- bodies in the forms of the contract's examples -------------------------------------------
 
