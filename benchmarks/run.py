@@ -15,8 +15,8 @@ Scenarios (docs/benchmarks.md explains each and its target):
 - ``efficiency``: requests made ÷ the sandbox's minimal request count (small size);
 - ``saturation``: wall time ÷ (minimal requests ÷ R) under a rate limit R and latency L,
   with the limit known to the client and unknown (paced from headers only), for each
-  ``--saturation`` case (default 20/s x 100 ms, and 5/s x 400 ms: nearer Split's real limits,
-  where a sync's fixed costs weigh less);
+  ``--saturation`` case (default 20/s x 100 ms; 5/s x 400 ms, nearer Split's real limits,
+  where a sync's fixed costs weigh less; and 20/s x 400 ms, which needs 8 requests in flight);
 - ``throughput``: ``segments_keys`` only at the first big size, no limit: rows per second
   and CPU seconds per million rows;
 - ``memory``: peak RSS of a full sync of ``b`` at each big size;
@@ -764,9 +764,9 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     )
     parser.add_argument(
         "--saturation",
-        default="20x100,5x400",
+        default="20x100,5x400,20x400",
         help="saturation cases, RxL: rate limit R per second x latency L in ms added by the"
-        " sandbox (default 20x100,5x400; --quick: the first only)",
+        " sandbox (default 20x100,5x400,20x400; --quick: the first only)",
     )
     parser.add_argument(
         "--quick",
