@@ -99,19 +99,23 @@ class SyncScope:
         return tuple(e.table for e in ENDPOINTS if e.scope in allowed)
 
     def destination_scope(self, endpoint: Endpoint) -> str:
-        """SQL condition selecting the destination rows this run replaces (dlt merge hint)."""
+        """SQL condition selecting the destination rows this run replaces (dlt merge hint).
+
+        Parenthesised: dlt joins it to its own conditions with AND (scd2 retires only active
+        rows: ``... AND _dlt_valid_to IS NULL AND <scope>``), where a bare OR would also
+        match every row of a deleted workspace or environment, retired ones included."""
         if endpoint.scope == "org" or self.is_whole_organisation:
             return "1 = 1"
         if self.environments is not None:
             condition = _in("environment_id", [e.environment_id for e in self.environments])
             if self.known_environment_ids is not None:
                 condition += " OR " + _not_in("environment_id", self.known_environment_ids)
-            return condition
+            return f"({condition})"
         assert self.workspace_ids is not None
         condition = _in("workspace_id", self.workspace_ids)
         if self.known_workspace_ids is not None:
             condition += " OR " + _not_in("workspace_id", self.known_workspace_ids)
-        return condition
+        return f"({condition})"
 
 
 def _sql_literal(value: str) -> str:

@@ -196,3 +196,37 @@ def test_re_execute_from_failure_fetches_only_the_failed_partition(project):
     assert_matches_truth(WarehouseSettings.from_environment(), truth)
     status = _status(instance, "segments_keys", environment_partitions)
     assert set(status.values()) == {"MATERIALIZED"}
+
+
+def test_a_sync_with_nothing_new_leaves_the_history_as_it_was(tmp_path, monkeypatch):
+    """After Split deleted an environment (and its flag definitions' versions were retired),
+    the next sync with nothing new changes no row: no version is retired again, no deletion
+    time moves. (The scope's SQL condition is joined to dlt's with AND; unparenthesised, its
+    "or not a known environment" matched the retired versions too.)"""
+    from analytics_assets.dagster_layer.sync import SyncOptions
+    from analytics_assets_tests.reliability.harness import snapshot_tables
+
+    monkeypatch.chdir(tmp_path)
+    for name in list(os.environ):
+        if name.startswith(("SPLIT_", "ANALYTICS_")):
+            monkeypatch.delenv(name)
+    loads_only = SyncOptions(build_models=False)
+    with SandboxProcess(size="tiny") as sandbox:
+        for name, value in project_environment(tmp_path, sandbox).items():
+            monkeypatch.setenv(name, value)
+        before = {r["id"] for r in sandbox.ground_truth()["tables"]["environments"]["rows"]}
+        run_sync(build_definitions(), loads_only, progress=lambda _: None)
+        sandbox.control(generation=1)
+        truth = sandbox.ground_truth()
+        after = {r["id"] for r in truth["tables"]["environments"]["rows"]}
+        assert before - after, "the sandbox's next generation deletes an environment"
+        run_sync(build_definitions(), loads_only, progress=lambda _: None)
+        duckdb_path = Path(os.environ["ANALYTICS_DUCKDB_PATH"])
+        loaded = snapshot_tables(duckdb_path)
+        run_sync(build_definitions(), loads_only, progress=lambda _: None)
+        again = snapshot_tables(duckdb_path)
+        changed = sorted(
+            unit for unit in set(loaded) | set(again) if loaded.get(unit) != again.get(unit)
+        )
+        assert changed == []
+        assert_matches_truth(WarehouseSettings.from_environment(), truth)

@@ -132,7 +132,7 @@ def test_destination_configuration_and_merge_sql(
     assert flags["x-merge-strategy"] == "delete-insert"
     condition = flags["x-merge-destination-scope"]
     assert condition == scope.destination_scope(ENDPOINTS_BY_TABLE["feature_flags"])
-    assert condition.startswith(f"workspace_id IN ('{workspaces[0]}')")
+    assert condition.startswith(f"(workspace_id IN ('{workspaces[0]}')")
     statements = SqlMergeFollowupJob.generate_sql([flags], sql_client)
     delete = next(s for s in statements if s.lstrip().upper().startswith("DELETE"))
     insert = next(s for s in statements if s.lstrip().upper().startswith("INSERT"))

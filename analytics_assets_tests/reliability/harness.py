@@ -333,8 +333,8 @@ class Project:
 
     # the warehouse
 
-    def snapshot(self, current_only: bool = False) -> dict[str, Counter]:
-        return snapshot_tables(self.duckdb_path, current_only=current_only)
+    def snapshot(self) -> dict[str, Counter]:
+        return snapshot_tables(self.duckdb_path)
 
     def diffs(self, truth: Mapping[str, Any], tables: Iterable[str] = TABLES) -> list[Any]:
         return [d for d in compare_with_truth(self.warehouse, truth, tables) if not d.ok]
@@ -361,20 +361,15 @@ def _scope_column(table: str) -> str | None:
     return f"{endpoint.scope}_id"
 
 
-def snapshot_tables(
-    path: Path, dataset: str = DATASET, current_only: bool = False
-) -> dict[str, Counter]:
+def snapshot_tables(path: Path, dataset: str = DATASET) -> dict[str, Counter]:
     """Every data table (child tables too) as multisets of rows, one per unit the sync commits
     at once: ``table`` for an organisation table, ``table [scope id]`` for each workspace's or
     environment's rows of a partitioned one.
 
     dlt's bookkeeping columns (load id, row ids) are left out, so reloading identical data
     gives an identical snapshot; history validity columns are kept. A partial scope, a
-    duplicate or a lost row changes the snapshot. ``current_only``: history tables hold only
-    their current versions (what a query of the current state sees), without validity.
+    duplicate or a lost row changes the snapshot.
     """
-    from analytics_assets.split_source import ENDPOINTS_BY_TABLE
-
     snapshot: dict[str, Counter] = {}
     with duckdb.connect(str(path), read_only=True) as con:
         tables = [
@@ -393,14 +388,8 @@ def snapshot_tables(
                     " WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
                     [dataset, table],
                 ).fetchall()
-                if not name.startswith("_dlt_") or (name in KEEP_DLT_COLUMNS and not current_only)
+                if not name.startswith("_dlt_") or name in KEEP_DLT_COLUMNS
             ]
-            endpoint = ENDPOINTS_BY_TABLE.get(table)
-            current = (
-                " WHERE t._dlt_valid_to IS NULL"
-                if current_only and endpoint and endpoint.history
-                else ""
-            )
             selected = ", ".join(f't."{c}"' for c in columns)
             scope = _scope_column(table)
             source = f'"{dataset}"."{table}" t'
@@ -412,8 +401,7 @@ def snapshot_tables(
                 root = f'"{dataset}"."{parent_table(table)}"'
                 source += f" JOIN {root} r ON r._dlt_id = t._dlt_root_id"
                 scope_expression = f'r."{scope}"'
-            query = f"SELECT {scope_expression}, {selected} FROM {source}{current}"
-            rows = con.execute(query).fetchall()
+            rows = con.execute(f"SELECT {scope_expression}, {selected} FROM {source}").fetchall()
             for scope_value, *values in rows:
                 unit = table if scope is None else f"{table} [{scope_value}]"
                 snapshot.setdefault(unit, Counter())[tuple(_hashable(v) for v in values)] += 1
