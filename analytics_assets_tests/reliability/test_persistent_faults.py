@@ -255,7 +255,9 @@ def test_api_down_fails_fast_and_keeps_the_tables(down, baseline, make_project, 
     _from_baseline(baseline, project)
     before = project.snapshot()
 
-    result = project.cli("sync", SPLIT_API_BASE_URL=base_url)
+    # The default retries ride out an incident of several minutes (test_transient_faults);
+    # a user who wants a dead API to fail within seconds lowers them.
+    result = project.cli("sync", SPLIT_API_BASE_URL=base_url, SPLIT_MAX_RETRIES="3")
 
     assert result.returncode == 1, str(result)
     _assert_actionable(result.stderr, "GET /v2/", "(organisation)", "3 retries", *expected)
