@@ -132,8 +132,8 @@ automation_sensor = AutomationConditionSensorDefinition(
     "split_automation",
     target=AssetSelection.all(),
     default_status=DefaultSensorStatus.STOPPED,
-    # Plain runs (one per partition range, single-run backfill policy): the backfill daemon
-    # would add minutes to each refresh.
+    # Plain runs, not backfills: the backfill daemon would add minutes to each refresh. (How
+    # Dagster groups the partitions into runs is not tested here.)
     emit_backfills=False,
     description="Refreshes every table on its cadence, upstream tables first, and rebuilds"
     " the dbt models after them. Turn it on to keep the warehouse fresh.",
