@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 from pathlib import Path
 
@@ -53,6 +54,59 @@ def test_sync_end_to_end_then_selections_and_freshness(sandbox_factory, tmp_path
     assert unknown.returncode == 2
     assert "does not exist" in unknown.stderr and workspace["name"] in unknown.stderr
     assert "Traceback" not in unknown.stderr
+
+
+def test_one_table_on_a_new_warehouse_builds_only_the_models_it_feeds(sandbox_factory, tmp_path):
+    sandbox = sandbox_factory(size="tiny")
+    env = cli_environment(SPLIT_API_KEY="cli-test-key", SPLIT_API_BASE_URL=sandbox.base_url)
+    truth = sandbox.ground_truth(rows=False)
+
+    one = run_cli(["sync", "--select", "feature_flags"], tmp_path, env)
+    assert one.returncode == 0, one.stdout + one.stderr
+    said = " ".join(one.stderr.split())  # progress lines wrap at the terminal's width
+    counts = re.search(r"Skipping (\d+) of (\d+) models", said)
+    assert counts and 0 < int(counts[1]) < int(counts[2]), said
+    skipped = said.split("not loaded yet (", 1)[1].split(")", 1)[0].split(", ")
+    assert "feature_flag_definitions" in skipped and "feature_flags" not in skipped
+    flags = run_cli(
+        ["query", "SELECT count(*) AS n FROM split_analytics.stg_split__flags"], tmp_path, env
+    )
+    assert flags.returncode == 0, flags.stderr
+    assert str(truth["tables"]["feature_flags"]["count"]) in flags.stdout
+    unbuilt = run_cli(["query", "SELECT count(*) FROM split_analytics.flag_health"], tmp_path, env)
+    assert unbuilt.returncode == 1 and "Traceback" not in unbuilt.stderr
+
+    everything = run_cli(["sync"], tmp_path, env)
+    assert everything.returncode == 0, everything.stdout + everything.stderr
+    assert "Skipping" not in everything.stderr
+    health = run_cli(
+        ["query", "SELECT count(*) AS n FROM split_analytics.flag_health"], tmp_path, env
+    )
+    assert health.returncode == 0, health.stderr
+
+
+def test_a_harness_account_without_users_and_groups_gets_every_model(sandbox_factory, tmp_path):
+    """Harness-migrated accounts are refused users and groups (403): the tables exist, empty,
+    from the first sync, and every model builds on them."""
+    sandbox = sandbox_factory(size="tiny", harness_mode=True)
+    env = cli_environment(
+        SPLIT_API_KEY="cli-test-key",
+        SPLIT_API_BASE_URL=sandbox.base_url,
+        SPLIT_AUTH_SCHEME="x-api-key",
+    )
+    result = run_cli(["sync"], tmp_path, env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "skipping table `users`" in result.stderr and "Skipping" not in result.stderr
+    empty = run_cli(
+        ["query", "SELECT (SELECT count(*) FROM users) + (SELECT count(*) FROM groups) AS n"],
+        tmp_path,
+        env,
+    )
+    assert empty.returncode == 0 and empty.stdout.split() == ["n", "-", "0"], empty.stdout
+    health = run_cli(
+        ["query", "SELECT count(*) AS n FROM split_analytics.flag_health"], tmp_path, env
+    )
+    assert health.returncode == 0, health.stderr
 
 
 def test_failed_sync_exits_non_zero_with_the_endpoint_and_no_key(sandbox_factory, tmp_path):

@@ -24,6 +24,7 @@ from typing import Any
 
 import yaml
 from dagster import (
+    AssetCheckKey,
     AssetExecutionContext,
     AssetKey,
     AssetsDefinition,
@@ -39,6 +40,7 @@ from analytics_assets.dagster_layer.policies import MODELS_AUTOMATION
 from analytics_assets.dagster_layer.resources import WarehouseResource
 from analytics_assets.dagster_layer.runs import execute_job_run
 from analytics_assets.dagster_layer.translator import OWNERS, asset_key
+from analytics_assets.split_source import TABLES
 from analytics_assets.warehouse import WarehouseSettings, warehouse_reader, writer_lock
 
 PROJECT_DIR = Path(__file__).resolve().parents[1] / "dbt_project"
@@ -48,6 +50,10 @@ MODELS_JOB = "split_models_refresh"
 # The dbt of this interpreter's environment, also when its bin folder is not on PATH.
 DBT_EXECUTABLE = shutil.which("dbt") or str(Path(sys.executable).with_name("dbt"))
 QUIET_LOGGERS = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+TESTS_OF_SELECTED_MODELS_ONLY_TAG = "split/tests_of_selected_models_only"
+"""A run tagged so runs only the tests whose models are all in it (dbt's cautious indirect
+selection). Otherwise dbt also runs a test of an unselected model that refers to a selected
+one, which fails when the unselected model was never built."""
 
 
 class SplitDbtTranslator(DagsterDbtTranslator):
@@ -189,9 +195,10 @@ def build_model_assets(pool: str | None) -> AssetsDefinition:
                 dbt_vars["as_of"] = os.environ["ANALYTICS_AS_OF"]
             # One target (and log) folder per run, beside the manifest in the instance home.
             run_target = project.target_path / f"run-{context.run.run_id}"
-            yield from dbt.cli(
-                ["build", "--vars", json.dumps(dbt_vars)], context=context, target_path=run_target
-            ).stream()
+            args = ["build", "--vars", json.dumps(dbt_vars)]
+            if context.run.tags.get(TESTS_OF_SELECTED_MODELS_ONLY_TAG) == "true":
+                args += ["--indirect-selection", "cautious"]
+            yield from dbt.cli(args, context=context, target_path=run_target).stream()
 
     return split_models
 
@@ -210,11 +217,65 @@ def run_models_after_sync(
     tags: Mapping[str, str],
     progress: Callable[[str], None],
 ) -> None:
-    """Build the models and run their tests after a sync's loads (the sync's last run)."""
+    """Build the models and run their tests after a sync's loads (the sync's last run).
+
+    Only the models whose raw tables have all been loaded: after ``sync --select`` on a new
+    warehouse the others would fail on a missing table. They are named, and built by the
+    first sync that loads their tables (automation's ``eager`` waits for them the same way).
+    """
     from analytics_assets.dagster_layer.sync import SyncFailed, _failure_message
 
+    buildable, not_loaded, checks = _models_by_loaded_tables(defs, instance)
+    if not_loaded:
+        tables = sorted({table for missing in not_loaded.values() for table in missing})
+        progress(
+            f"Skipping {len(not_loaded)} of {len(buildable) + len(not_loaded)} models: they read"
+            f" tables this warehouse has not loaded yet ({', '.join(tables)}). A sync of those"
+            " tables (or of everything) builds them."
+        )
+        if not buildable:
+            return
     progress(f"Running {MODELS_JOB}: dbt build")
-    result = execute_job_run(defs, instance, MODELS_JOB, tags=tags, run_config=QUIET_LOGGERS)
+    result = execute_job_run(
+        defs,
+        instance,
+        MODELS_JOB,
+        asset_selection=buildable if not_loaded else None,
+        asset_check_selection=checks if not_loaded else None,
+        tags={**tags, TESTS_OF_SELECTED_MODELS_ONLY_TAG: "true"} if not_loaded else tags,
+        run_config=QUIET_LOGGERS,
+    )
     if not result.success:
         raise SyncFailed(_failure_message(result, MODELS_JOB))
     progress(f"Finished {MODELS_JOB} ({result.run_id[:8]})")
+
+
+def _models_by_loaded_tables(
+    defs: Definitions, instance: DagsterInstance
+) -> tuple[list[AssetKey], dict[AssetKey, list[str]], set[AssetCheckKey]]:
+    """The models whose raw tables have all been materialized, the others with the raw tables
+    they still wait for, and the tests to run: those of the buildable models that read only
+    buildable models (a relationships test also reads the model it refers to)."""
+    graph = defs.resolve_asset_graph()
+    models = sorted(defs.resolve_job_def(MODELS_JOB).asset_layer.selected_asset_keys)
+    raw = {asset_key(table) for table in TABLES}
+    upstream = {model: graph.get_ancestor_asset_keys(model) & raw for model in models}
+    wanted = sorted(set().union(*upstream.values()))
+    latest = instance.get_latest_materialization_events(wanted)
+    loaded = {key for key, event in latest.items() if event is not None}
+    buildable: list[AssetKey] = []
+    not_loaded: dict[AssetKey, list[str]] = {}
+    for model in models:
+        missing = sorted(key.path[-1] for key in upstream[model] - loaded)
+        if missing:
+            not_loaded[model] = missing
+        else:
+            buildable.append(model)
+    built = set(buildable) | loaded
+    checks = {
+        key
+        for key in graph.asset_check_keys
+        if key.asset_key in buildable
+        and all(dep.asset_key in built for dep in graph.get_check_spec(key).additional_deps)
+    }
+    return buildable, not_loaded, checks

@@ -40,6 +40,16 @@ class Cadence:
     # A schedule cannot wait for upstream tables, so it starts this much after the tick.
     schedule_delay_minutes: int = 0
 
+    def __post_init__(self) -> None:
+        # The delay shifts the minute field only, so the tick must be one minute of the hour
+        # that the delay keeps inside it.
+        minute = self.cron.split(" ", 1)[0]
+        if not minute.isdigit() or int(minute) + self.schedule_delay_minutes > 59:
+            raise ValueError(
+                f"Cadence {self.name}: the cron's minute must be a number that stays below 60"
+                f" after the {self.schedule_delay_minutes}-minute schedule delay, got {self.cron!r}"
+            )
+
     @property
     def schedule_cron(self) -> str:
         minute, rest = self.cron.split(" ", 1)

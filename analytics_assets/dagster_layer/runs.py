@@ -10,18 +10,19 @@ this process, exactly as before.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from typing import Any
 
-from dagster import AssetKey, DagsterInstance, Definitions
+from dagster import AssetCheckKey, AssetKey, DagsterInstance, Definitions
 from dagster._core.definitions.job_base import InMemoryJob
-from dagster._core.execution.api import execute_run
+from dagster._core.execution.api import create_execution_plan, execute_run
 from dagster._core.execution.execution_result import ExecutionResult
 from dagster._core.remote_origin import (
     RegisteredCodeLocationOrigin,
     RemoteJobOrigin,
     RemoteRepositoryOrigin,
 )
+from dagster._core.snap import snapshot_from_execution_plan
 from dagster._core.storage.dagster_run import DagsterRun
 
 # The code location's name, as workspace.yaml and pyproject.toml ([tool.dagster]) give it.
@@ -50,15 +51,44 @@ def execute_job_run(
     tags: Mapping[str, str],
     run_config: Mapping[str, Any],
     asset_selection: Sequence[AssetKey] | None = None,
+    asset_check_selection: Set[AssetCheckKey] | None = None,
 ) -> ExecutionResult:
-    """Run the job (or the selected assets of it) here, recorded under the code location."""
+    """Run the job (or the selected assets and checks of it) here, recorded under the code
+    location. Without ``asset_check_selection`` a selection runs every check of its assets."""
     job = defs.resolve_job_def(job_name)
     selection = set(asset_selection) if asset_selection else None
-    run: DagsterRun = instance.create_run_for_job(
-        job_def=job,
-        run_config=run_config,
-        tags={**job.run_tags, **tags},
-        asset_selection=selection,
-        remote_job_origin=job_origin(job_name),
-    )
+    if asset_check_selection is None:
+        run: DagsterRun = instance.create_run_for_job(
+            job_def=job,
+            run_config=run_config,
+            tags={**job.run_tags, **tags},
+            asset_selection=selection,
+            remote_job_origin=job_origin(job_name),
+        )
+    else:
+        # What create_run_for_job does, with the checks selected too (it takes assets only).
+        job = job.get_subset(asset_selection=selection, asset_check_selection=asset_check_selection)
+        plan = create_execution_plan(
+            job=job, run_config=run_config, instance_ref=instance.get_ref()
+        )
+        run = instance.create_run(
+            job_name=job.name,
+            run_id=None,
+            run_config=run_config,
+            status=None,
+            tags={**job.run_tags, **tags},
+            root_run_id=None,
+            parent_run_id=None,
+            step_keys_to_execute=plan.step_keys_to_execute,
+            execution_plan_snapshot=snapshot_from_execution_plan(plan, job.get_job_snapshot_id()),
+            job_snapshot=job.get_job_snapshot(),
+            parent_job_snapshot=job.get_parent_job_snapshot(),
+            asset_selection=selection,
+            asset_check_selection=frozenset(asset_check_selection),
+            resolved_op_selection=None,
+            op_selection=None,
+            remote_job_origin=job_origin(job_name),
+            job_code_origin=None,
+            asset_graph=job.asset_layer.asset_graph,
+        )
     return execute_run(InMemoryJob(job), run, instance, raise_on_error=False)

@@ -174,90 +174,92 @@ def _pages(count: int, page_size: int | None) -> int:
     return max(1, math.ceil(count / page_size))
 
 
+ORGANISATION_SCOPE = "organisation"
+
+
 def minimal_requests(org: Organisation) -> dict[str, int]:
     """Requests a perfect client needs per endpoint (see the module docstring)."""
+    totals = {spec.table: 0 for spec in ENDPOINTS}
+    for requests in minimal_requests_by_scope(org).values():
+        for table, count in requests.items():
+            totals[table] += count
+    return totals
+
+
+def minimal_requests_by_scope(org: Organisation) -> dict[str, dict[str, int]]:
+    """The same requests per scope a sync commits on its own, by endpoint: the organisation
+    (its listings and organisation tables), ``workspace <id>`` and ``environment <id>``."""
     size = {spec.table: spec.page_size for spec in ENDPOINTS}
-    workspaces = org.workspaces
-    environments = [env for _, env in org.iter_environments()]
-    activations = [act for env in environments for act in org.activations[env.id]]
-    users = org.user_status_counts()
-    requests = org.change_request_status_counts()
-    return {
-        "workspaces": _pages(len(workspaces), size["workspaces"]),
-        "environments": len(workspaces),
-        "traffic_types": len(workspaces),
-        "rollout_statuses": len(workspaces),
-        "flag_sets": sum(
-            _pages(len(org.flag_sets.get(ws.id, [])), size["flag_sets"]) for ws in workspaces
-        ),
-        "feature_flags": sum(
-            _pages(len(org.flags.get(ws.id, [])), size["feature_flags"]) for ws in workspaces
-        ),
-        "feature_flag_definitions": sum(
-            _pages(len(org.definitions[env.id]), size["feature_flag_definitions"])
-            for env in environments
-        ),
-        "segments": sum(
-            _pages(len(org.segments.get(ws.id, [])), size["segments"]) for ws in workspaces
-        ),
-        "environment_segments": sum(
-            _pages(len(org.activations[env.id]), size["environment_segments"])
-            for env in environments
-        ),
-        "segments_keys": sum(_pages(len(act.keys), size["segments_keys"]) for act in activations),
-        "users": sum(_pages(users[status], size["users"]) for status in USER_STATUSES),
-        "groups": _pages(len(org.groups), size["groups"]),
-        "change_requests": sum(
-            _pages(requests[status], size["change_requests"]) for status in CHANGE_REQUEST_STATUSES
-        ),
-        **_newer_minimal_requests(org, size),
-    }
-
-
-def _newer_minimal_requests(org: Organisation, size: dict[str, int | None]) -> dict[str, int]:
-    """Minimal requests of the §3.4–§3.6 endpoints in the served forms (module docstring)."""
     forms = org.forms
-    workspaces = org.workspaces
-    environments = [env for _, env in org.iter_environments()]
+    users = org.user_status_counts()
+    change_requests = org.change_request_status_counts()
 
-    def scoped(counts: list[int], envelope: str, table: str) -> int:
-        if envelope == "offset":
-            return sum(_pages(count, size[table]) for count in counts)
-        return len(counts)  # a bare array or {objects}: the whole list at once
+    def listed(count: int, envelope: str, table: str) -> int:
+        # a bare array or {objects}: the whole list at once; the offset form pages
+        return _pages(count, size[table]) if envelope == "offset" else 1
 
-    traffic_types = [tt for ws in workspaces for tt in org.traffic_types.get(ws.id, [])]
-    attribute_counts = [len(org.attributes.get(tt.id, [])) for tt in traffic_types]
-    if forms.attributes_envelope == "array":
-        attributes = len(attribute_counts)
-    else:
-        attributes = sum(_pages(count, size["attributes"]) for count in attribute_counts)
-    requests = {
-        "attributes": attributes,
-        "rule_based_segments": scoped(
-            [len(org.rule_based_segments.get(ws.id, [])) for ws in workspaces],
-            forms.rule_based_segments_envelope,
-            "rule_based_segments",
-        ),
-        "rule_based_segment_definitions": scoped(
-            [len(org.rule_based_definitions.get(env.id, [])) for env in environments],
-            forms.rule_based_segment_definitions_envelope,
-            "rule_based_segment_definitions",
-        ),
-        "large_segments": scoped(
-            [len(org.large_segments.get(ws.id, [])) for ws in workspaces],
-            forms.large_segments_envelope,
-            "large_segments",
-        ),
-        "environment_large_segments": scoped(
-            [len(org.large_segment_definitions.get(env.id, [])) for env in environments],
-            forms.environment_large_segments_envelope,
-            "environment_large_segments",
-        ),
+    scopes: dict[str, dict[str, int]] = {
+        ORGANISATION_SCOPE: {
+            "workspaces": _pages(len(org.workspaces), size["workspaces"]),
+            "environments": len(org.workspaces),
+            "users": sum(_pages(users[status], size["users"]) for status in USER_STATUSES),
+            "groups": _pages(len(org.groups), size["groups"]),
+            "change_requests": sum(
+                _pages(change_requests[status], size["change_requests"])
+                for status in CHANGE_REQUEST_STATUSES
+            ),
+        }
     }
-    if forms.large_segments_paywalled:
-        requests["large_segments"] = min(1, len(workspaces))
-        requests["environment_large_segments"] = 0
-    return requests
+    for index, ws in enumerate(org.workspaces):
+        attribute_counts = [
+            len(org.attributes.get(tt.id, [])) for tt in org.traffic_types.get(ws.id, [])
+        ]
+        large_segments = listed(
+            len(org.large_segments.get(ws.id, [])), forms.large_segments_envelope, "large_segments"
+        )
+        if forms.large_segments_paywalled:
+            # the plan is the organisation's: the first 402 answers for every workspace
+            large_segments = 1 if index == 0 else 0
+        scopes[f"workspace {ws.id}"] = {
+            "traffic_types": 1,
+            "rollout_statuses": 1,
+            "flag_sets": _pages(len(org.flag_sets.get(ws.id, [])), size["flag_sets"]),
+            "feature_flags": _pages(len(org.flags.get(ws.id, [])), size["feature_flags"]),
+            "segments": _pages(len(org.segments.get(ws.id, [])), size["segments"]),
+            "attributes": len(attribute_counts)
+            if forms.attributes_envelope == "array"
+            else sum(_pages(count, size["attributes"]) for count in attribute_counts),
+            "rule_based_segments": listed(
+                len(org.rule_based_segments.get(ws.id, [])),
+                forms.rule_based_segments_envelope,
+                "rule_based_segments",
+            ),
+            "large_segments": large_segments,
+        }
+    for _, env in org.iter_environments():
+        activations = org.activations[env.id]
+        scopes[f"environment {env.id}"] = {
+            "feature_flag_definitions": _pages(
+                len(org.definitions[env.id]), size["feature_flag_definitions"]
+            ),
+            "environment_segments": _pages(len(activations), size["environment_segments"]),
+            "segments_keys": sum(
+                _pages(len(act.keys), size["segments_keys"]) for act in activations
+            ),
+            "rule_based_segment_definitions": listed(
+                len(org.rule_based_definitions.get(env.id, [])),
+                forms.rule_based_segment_definitions_envelope,
+                "rule_based_segment_definitions",
+            ),
+            "environment_large_segments": 0
+            if forms.large_segments_paywalled
+            else listed(
+                len(org.large_segment_definitions.get(env.id, [])),
+                forms.environment_large_segments_envelope,
+                "environment_large_segments",
+            ),
+        }
+    return scopes
 
 
 def summary(org: Organisation) -> dict[str, Any]:
@@ -276,6 +278,9 @@ def summary(org: Organisation) -> dict[str, Any]:
         },
         "minimal_requests": {
             "by_endpoint": requests,
+            "by_scope": {
+                scope: sum(n.values()) for scope, n in minimal_requests_by_scope(org).items()
+            },
             "total": sum(requests.values()),
             "page_sizes": {spec.table: spec.page_size for spec in ENDPOINTS},
             "note": MINIMAL_REQUESTS_NOTE,

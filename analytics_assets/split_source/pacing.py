@@ -291,6 +291,9 @@ class RateLimiter:
         self.flow = FlowControl(
             self.pacer, max_server_wait=max_server_wait, wait_budget=wait_budget
         )
+        self.answered = threading.Event()
+        """Set by the first HTTP answer of the run: from then on the address is known to be
+        right, and a refused connection is a fault to ride out (see the transport)."""
 
     @classmethod
     def for_settings(cls, settings: Any, sleep: Sleep = time.sleep) -> RateLimiter:

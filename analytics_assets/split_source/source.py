@@ -152,6 +152,19 @@ class MaterializeEmptyScope(ItemTransform[Any, Any]):
         return item
 
 
+def _keep_what_the_warehouse_has(endpoint: Endpoint) -> Any:
+    """What a refused optional table loads: the table, created if the warehouse has none yet
+    (so the models can read it, empty), and no row replaced, since the scope of this load's
+    merge selects none. Its rows stay as the last answered sync left them."""
+    hints = dlt.mark.make_hints(
+        write_disposition={
+            **_write_disposition(endpoint, SyncScope()),
+            "destination_scope": "1 = 0",
+        }
+    )
+    return dlt.mark.with_hints(dlt.mark.materialize_table_schema(), hints)
+
+
 def _write_disposition(endpoint: Endpoint, scope: SyncScope) -> dict[str, Any]:
     disposition: dict[str, Any] = {
         "disposition": "merge",
@@ -284,9 +297,10 @@ class _Tables:
     def _organisation_scope(self, endpoint: Endpoint, status: str | None) -> Any:
         placeholders = {"status": status} if status else {}
         scope = (("status", status),) if status else ()
-        # None (a refused optional table) stays None: no rows and no empty-scope marker, so
-        # the warehouse keeps what it had instead of being emptied.
-        return self.read(endpoint, placeholders, scope)
+        records = self.read(endpoint, placeholders, scope)
+        if records is None:
+            return _keep_what_the_warehouse_has(endpoint)
+        return records
 
     def workspaces(self) -> DltResource:
         endpoint = ENDPOINTS_BY_TABLE["workspaces"]

@@ -39,12 +39,13 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from analytics_assets.split_source.auth import api_key_auth
 from analytics_assets.split_source.cancellation import Cancellation
 from analytics_assets.split_source.errors import (
+    SplitConfigurationError,
     SplitUnavailableError,
     api_error_for,
 )
 from analytics_assets.split_source.pacing import RateLimiter, server_wait
 from analytics_assets.split_source.paging import UnexpectedShape
-from analytics_assets.split_source.settings import Endpoint, SplitSettings
+from analytics_assets.split_source.settings import DEFAULT_BASE_URL, Endpoint, SplitSettings
 from analytics_assets.split_source.stats import RequestStats
 
 logger = logging.getLogger("analytics_assets.split_source")
@@ -82,6 +83,42 @@ class RequestContext:
 
 class _Fault(Exception):
     """A transient failure of one attempt; its message is the reason in words."""
+
+    def __init__(self, reason: str, *, unreachable: bool = False) -> None:
+        super().__init__(reason)
+        self.unreachable = unreachable
+        """Nothing answered at the address: the host is unknown or refused the connection."""
+
+
+UNREACHABLE_RETRIES = 2
+"""Retries of an address that is unknown or refuses connections, while the API has not
+answered this run yet. That is how a wrong SPLIT_API_BASE_URL fails: in seconds, not after
+every retry's backoff (minutes). Once the API has answered, a refusal is a fault like any
+other and gets every retry: an incident is ridden out, a typo is not waited on."""
+
+
+def _unreachable_reason(exc: BaseException) -> str | None:
+    """ "connection refused" or "host name not found" when that is what ``exc`` comes from."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, socket.gaierror):
+            return "host name not found"
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused"
+        for arg in getattr(cause, "args", ()):
+            if isinstance(arg, BaseException):
+                found = _unreachable_reason(arg)
+                if found:
+                    return found
+        reason = getattr(cause, "reason", None)
+        if isinstance(reason, BaseException):
+            found = _unreachable_reason(reason)
+            if found:
+                return found
+        cause = cause.__cause__ or cause.__context__
+    return None
 
 
 # --- aborting a request in flight -----------------------------------------------------------
@@ -150,6 +187,7 @@ class SplitTransport:
         self.pacer = limiter.pacer
         self.flow = limiter.flow
         self.in_flight = limiter.in_flight
+        self.answered = limiter.answered
         self._auth = api_key_auth(settings)
         self._session = requests.Session()
         self._session.headers["Accept"] = "application/json"
@@ -206,6 +244,17 @@ class SplitTransport:
                 failure = f"a {response.status_code} answer of the wrong shape: {exc}"
             except _Fault as exc:
                 failure = str(exc)
+                if (
+                    exc.unreachable
+                    and not self.answered.is_set()
+                    and retries >= min(UNREACHABLE_RETRIES, self.settings.max_retries)
+                ):
+                    raise SplitConfigurationError(
+                        f"Split API {context.where}: nothing answers at"
+                        f" {self.settings.normalized_base_url} ({failure}, {retries + 1}"
+                        f" attempts). Check SPLIT_API_BASE_URL (the Split API is"
+                        f" {DEFAULT_BASE_URL}) and the network."
+                    ) from None
             first_failure_at = first_failure_at or time.monotonic()
             if retries >= self.settings.max_retries:
                 raise SplitUnavailableError(
@@ -264,6 +313,7 @@ class SplitTransport:
             finally:
                 response.close()
             self.pacer.observe(response)
+            self.answered.set()
             latency = time.monotonic() - started
             return response, body
         except TRANSPORT_ERRORS as exc:
@@ -278,6 +328,9 @@ class SplitTransport:
                 raise _Fault(
                     f"no data for SPLIT_REQUEST_TIMEOUT={self.settings.request_timeout:g}s"
                 ) from None
+            unreachable = _unreachable_reason(exc)
+            if unreachable:
+                raise _Fault(unreachable, unreachable=True) from None
             raise _Fault(type(exc).__name__) from None
         finally:
             timer.cancel()

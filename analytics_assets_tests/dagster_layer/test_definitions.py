@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from dagster import Definitions
 
 from analytics_assets.definitions import build_definitions
@@ -82,6 +83,25 @@ def test_partition_sensors_run_by_default_and_clocks_do_not():
     schedules = list(defs.schedules)
     assert len(schedules) == 4
     assert all(s.default_status == DefaultScheduleStatus.STOPPED for s in schedules)
+    # Each schedule starts its cadence's delay after the tick automation uses.
+    from analytics_assets.dagster_layer.policies import CADENCES
+
+    assert sorted(s.cron_schedule for s in schedules) == sorted(c.schedule_cron for c in CADENCES)
+    assert sorted(c.schedule_cron for c in CADENCES) == [
+        "0 * * * *",
+        "10 * * * *",
+        "20 * * * *",
+        "30 3 * * *",
+    ]
+
+
+def test_a_schedule_delay_past_the_hour_is_refused_with_a_sentence():
+    from datetime import timedelta
+
+    from analytics_assets.dagster_layer.policies import Cadence
+
+    with pytest.raises(ValueError, match="stays below 60 after the 20-minute schedule delay"):
+        Cadence("late", "45 * * * *", timedelta(hours=3), timedelta(hours=2), (), 20)
 
 
 def test_the_location_name_the_cli_records_is_the_one_dagster_serves():

@@ -38,6 +38,12 @@ def assert_crawl_matches_truth(sandbox: SandboxProcess) -> dict[str, Any]:
     served = {name: entry["requests"] for name, entry in stats["by_endpoint"].items()}
     # Endpoints a perfect client never calls (e.g. behind a 402) do not appear in the stats.
     assert served == {name: n for name, n in minimal["by_endpoint"].items() if n}
+    # The same requests split by the scopes a sync commits on its own.
+    scopes = {"organisation"}
+    scopes |= {f"workspace {row['id']}" for row in truth["tables"]["workspaces"]["rows"]}
+    scopes |= {f"environment {row['id']}" for row in truth["tables"]["environments"]["rows"]}
+    assert set(minimal["by_scope"]) == scopes
+    assert sum(minimal["by_scope"].values()) == minimal["total"]
     # Only 200s, except the one 402 of a plan without large segments (contract §3.5).
     statuses = {name: set(entry["by_status"]) for name, entry in stats["by_endpoint"].items()}
     if truth.get("forms", {}).get("large_segments_plan") == "paywalled":

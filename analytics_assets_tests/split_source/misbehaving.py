@@ -7,7 +7,9 @@ headers, drip its body a byte at a time, or send any status, headers and body.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import threading
 import time
 from collections import Counter
@@ -42,12 +44,23 @@ class Server:
 
 
 @contextmanager
-def misbehaving_server(script: Script) -> Iterator[Server]:
+def misbehaving_server(script: Script, port: int = 0) -> Iterator[Server]:
     lock = threading.Lock()
     server = Server(url="")
+    open_connections: set[socket.socket] = set()
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+
+        def setup(self) -> None:
+            super().setup()
+            with lock:
+                open_connections.add(self.connection)
+
+        def finish(self) -> None:
+            with lock:
+                open_connections.discard(self.connection)
+            super().finish()
 
         def do_GET(self) -> None:  # noqa: N802 (http.server's name)
             parts = urlsplit(self.path)
@@ -84,7 +97,7 @@ def misbehaving_server(script: Script) -> Iterator[Server]:
         def log_message(self, *args: object) -> None:
             pass
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     httpd.daemon_threads = True
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -94,6 +107,11 @@ def misbehaving_server(script: Script) -> Iterator[Server]:
     finally:
         httpd.shutdown()
         httpd.server_close()
+        # A server that goes away takes its kept-alive connections with it.
+        with lock:
+            for connection in open_connections:
+                with contextlib.suppress(OSError):
+                    connection.shutdown(socket.SHUT_RDWR)
 
 
 def offset_page(items: list[dict[str, Any]], query: dict[str, str], total: int | None) -> Any:

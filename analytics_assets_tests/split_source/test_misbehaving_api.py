@@ -9,6 +9,7 @@ time, and never as an empty (or partial) read.
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from typing import Any
@@ -244,3 +245,62 @@ def test_a_base_url_without_internal_api_is_named_from_the_404() -> None:
         with pytest.raises(SplitApiError) as raised:
             read_flags(url)
     assert "does not end in /internal/api" in str(raised.value)
+
+
+def _closed_port() -> int:
+    """A port nothing listens on: connecting to it is refused."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.parametrize(
+    "url, reason",
+    [
+        (None, "connection refused"),
+        (
+            "http://split-api.invalid/internal/api",
+            "host name not found",
+        ),  # RFC 2606: never resolves
+    ],
+    ids=["refused", "unknown-host"],
+)
+def test_a_wrong_address_fails_in_seconds_naming_the_base_url(url: str | None, reason: str) -> None:
+    url = url or f"http://127.0.0.1:{_closed_port()}/internal/api"
+    stats = RequestStats()
+    with pytest.raises(SplitConfigurationError) as raised:
+        read_flags(url, stats, max_retries=20)
+    message = str(raised.value)
+    assert stats.requests == 3  # not the 21 attempts (minutes of backoff) of a real fault
+    assert reason in message and "SPLIT_API_BASE_URL" in message and url in message
+    assert "test-key" not in message
+
+
+def test_a_refusal_after_the_api_has_answered_is_ridden_out() -> None:
+    """Once the address has answered, a refusal is an incident (a restart, a deploy), not a
+    wrong URL: it gets every retry."""
+    port = _closed_port()
+    items = flags(10)
+
+    def script(path: str, query: dict[str, str], attempt: int) -> Answer:
+        return Answer(body=offset_page(items, query, len(items)))
+
+    url = f"http://127.0.0.1:{port}/internal/api"
+    stats = RequestStats()
+    transport = SplitTransport(
+        SplitSettings(api_key="test-key", base_url=url, backoff_factor=0.2, max_retries=20), stats
+    )
+    context = RequestContext(FLAGS, FLAGS_PATH, (("workspace", "ws-1"),))
+    with misbehaving_server(script, port=port):
+        assert read_scope(transport, context, {}, paging_for(FLAGS)) == items
+    restarted = threading.Event()
+
+    def restart_later() -> None:
+        time.sleep(2.0)
+        with misbehaving_server(script, port=port):
+            restarted.set()
+            time.sleep(10)
+
+    threading.Thread(target=restart_later, daemon=True).start()
+    assert read_scope(transport, context, {}, paging_for(FLAGS)) == items
+    assert restarted.is_set() and stats.retries >= 3
