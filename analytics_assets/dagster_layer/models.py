@@ -108,20 +108,28 @@ def dbt_project() -> DbtProject:
 
 def _parse_manifest(project: DbtProject) -> None:
     """``dbt parse``, its output kept: on failure the error is raised as a sentence (a full
-    disk as the OSError it is), never dbt's traceback on the user's terminal."""
-    result = subprocess.run(
-        [
-            DBT_EXECUTABLE, "parse", "--quiet", "--log-level-file", "none",
-            "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR),
-            "--profile", PROFILE, "--target-path", str(project.target_path),
-        ],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"},
-        check=False,
-    )  # fmt: skip
-    if result.returncode == 0:
-        return
+    disk as the OSError it is), never dbt's traceback on the user's terminal.
+
+    dbt writes into a folder of this process's own, and the manifest is then renamed into
+    place: two processes that start on a new instance at once (two syncs, or a sync and
+    ``dagster dev``) each parse, and neither ever reads the other's half-written file."""
+    target = Path(project.target_path)
+    target.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix="parse-") as private:
+        result = subprocess.run(
+            [
+                DBT_EXECUTABLE, "parse", "--quiet", "--log-level-file", "none",
+                "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR),
+                "--profile", PROFILE, "--target-path", private,
+            ],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"},
+            check=False,
+        )  # fmt: skip
+        if result.returncode == 0:
+            os.replace(Path(private) / "manifest.json", project.manifest_path)
+            return
     output = result.stdout + result.stderr
     if "No space left on device" in output:
         raise OSError(errno.ENOSPC, "No space left on device", str(project.target_path))

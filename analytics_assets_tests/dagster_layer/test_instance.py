@@ -65,3 +65,53 @@ def test_concurrent_first_open_leaves_one_schema_version(tmp_path: Path) -> None
                 assert len(versions) == 1, f"{database.name}: {versions}"
     with DagsterInstance.from_config(str(home)) as instance:
         assert instance.get_runs() == []
+
+
+PARSERS = 4
+
+# The same start line for the models' manifest: each child makes it (``dbt parse`` on a new
+# instance) and reads it back as dagster-dbt does when the code location loads.
+MANIFEST_CHILD = """
+import sys, time
+from pathlib import Path
+from dagster_dbt.dbt_manifest import validate_manifest
+from analytics_assets.dagster_layer.models import dbt_project
+ready, go = Path(sys.argv[1]), Path(sys.argv[2])
+ready.touch()
+while not go.exists():
+    time.sleep(0.001)
+manifest = validate_manifest(dbt_project().manifest_path)
+assert manifest["nodes"], "an empty manifest"
+"""
+
+
+def test_processes_starting_at_once_on_a_new_instance_each_read_a_whole_manifest(
+    tmp_path: Path,
+) -> None:
+    """Two syncs (or a sync and `dagster dev`) started together on a new instance both parse
+    the dbt project; a process once read the other's half-written manifest.json and died with
+    a JSON traceback (CI, test_two_clis_at_once_one_refuses)."""
+    home = tmp_path / "home"
+    go = tmp_path / "go"
+    env = {**os.environ, "DAGSTER_HOME": str(home), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    ready = [tmp_path / f"parser-ready-{n}" for n in range(PARSERS)]
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", MANIFEST_CHILD, str(flag), str(go)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for flag in ready
+    ]
+    deadline = time.monotonic() + 120
+    while not all(flag.exists() for flag in ready):
+        assert all(child.poll() is None for child in children), "a child exited before the start"
+        assert time.monotonic() < deadline, "children did not get ready"
+        time.sleep(0.05)
+    go.touch()
+    outputs = [child.communicate(timeout=300)[0] for child in children]
+    assert [child.returncode for child in children] == [0] * PARSERS, outputs
+    # Nothing of the private parse folders is left beside the target.
+    assert sorted(p.name for p in (home / "dbt").iterdir()) == ["target"]
