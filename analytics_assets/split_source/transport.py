@@ -98,26 +98,20 @@ other and gets every retry: an incident is ridden out, a typo is not waited on."
 
 
 def _unreachable_reason(exc: BaseException) -> str | None:
-    """ "connection refused" or "host name not found" when that is what ``exc`` comes from."""
+    """ "connection refused" or "host name not found" when that is what ``exc`` comes from:
+    requests wraps urllib3's error, which holds the socket's as its reason or cause."""
+    pending: list[object] = [exc]
     seen: set[int] = set()
-    cause: BaseException | None = exc
-    while cause is not None and id(cause) not in seen:
+    while pending:
+        cause = pending.pop()
+        if not isinstance(cause, BaseException) or id(cause) in seen:
+            continue
         seen.add(id(cause))
         if isinstance(cause, socket.gaierror):
             return "host name not found"
         if isinstance(cause, ConnectionRefusedError):
             return "connection refused"
-        for arg in getattr(cause, "args", ()):
-            if isinstance(arg, BaseException):
-                found = _unreachable_reason(arg)
-                if found:
-                    return found
-        reason = getattr(cause, "reason", None)
-        if isinstance(reason, BaseException):
-            found = _unreachable_reason(reason)
-            if found:
-                return found
-        cause = cause.__cause__ or cause.__context__
+        pending += [*cause.args, getattr(cause, "reason", None), cause.__cause__, cause.__context__]
     return None
 
 

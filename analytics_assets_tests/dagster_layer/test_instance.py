@@ -32,14 +32,14 @@ get_instance().dispose()
 """
 
 
-def test_concurrent_first_open_leaves_one_schema_version(tmp_path: Path) -> None:
-    home = tmp_path / "home"
+def _start_together(script: str, count: int, tmp_path: Path, env: dict[str, str]) -> list[str]:
+    """Run ``count`` children of ``script`` released at one instant; their outputs, once all
+    exited 0."""
     go = tmp_path / "go"
-    env = {**os.environ, "DAGSTER_HOME": str(home)}
-    ready = [tmp_path / f"ready-{n}" for n in range(OPENERS)]
+    ready = [tmp_path / f"ready-{n}" for n in range(count)]
     children = [
         subprocess.Popen(
-            [sys.executable, "-c", CHILD, str(flag), str(go)],
+            [sys.executable, "-c", script, str(flag), str(go)],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -52,10 +52,16 @@ def test_concurrent_first_open_leaves_one_schema_version(tmp_path: Path) -> None
         assert all(child.poll() is None for child in children), "a child exited before the start"
         assert time.monotonic() < deadline, "children did not get ready"
         time.sleep(0.05)
-    assert not home.exists()  # nobody has opened the instance yet
+    assert not Path(env["DAGSTER_HOME"]).exists()  # nobody has opened the instance yet
     go.touch()
-    outputs = [child.communicate(timeout=120)[0] for child in children]
-    assert [child.returncode for child in children] == [0] * OPENERS, outputs
+    outputs = [child.communicate(timeout=300)[0] for child in children]
+    assert [child.returncode for child in children] == [0] * count, outputs
+    return outputs
+
+
+def test_concurrent_first_open_leaves_one_schema_version(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    _start_together(CHILD, OPENERS, tmp_path, {**os.environ, "DAGSTER_HOME": str(home)})
 
     for database in sorted(home.rglob("*.db")):
         with sqlite3.connect(database) as connection:
@@ -92,26 +98,7 @@ def test_processes_starting_at_once_on_a_new_instance_each_read_a_whole_manifest
     the dbt project; a process once read the other's half-written manifest.json and died with
     a JSON traceback (CI, test_two_clis_at_once_one_refuses)."""
     home = tmp_path / "home"
-    go = tmp_path / "go"
     env = {**os.environ, "DAGSTER_HOME": str(home), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
-    ready = [tmp_path / f"parser-ready-{n}" for n in range(PARSERS)]
-    children = [
-        subprocess.Popen(
-            [sys.executable, "-c", MANIFEST_CHILD, str(flag), str(go)],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for flag in ready
-    ]
-    deadline = time.monotonic() + 120
-    while not all(flag.exists() for flag in ready):
-        assert all(child.poll() is None for child in children), "a child exited before the start"
-        assert time.monotonic() < deadline, "children did not get ready"
-        time.sleep(0.05)
-    go.touch()
-    outputs = [child.communicate(timeout=300)[0] for child in children]
-    assert [child.returncode for child in children] == [0] * PARSERS, outputs
+    _start_together(MANIFEST_CHILD, PARSERS, tmp_path, env)
     # Nothing of the private parse folders is left beside the target.
     assert sorted(p.name for p in (home / "dbt").iterdir()) == ["target"]
