@@ -2,25 +2,35 @@
 
 A run covers several scopes (the partitions of a range, or the organisation's tables). Each
 scope is extracted and normalized into its own load package, with its own ``destination_scope``
-(so a package replaces exactly its scope), and loaded soon after: packages are loaded
-together whenever the fetching since the last load took ``FETCH_PER_LOAD`` times as long as
-that load did, or ``MAX_UNCOMMITTED_FETCH_SECONDS``, whichever comes first, so load overhead
-stays a small share of the run while a kill loses at most a few seconds of fetching. As soon
-as a package is loaded, its scope's materializations are recorded (per partition), so
-Dagster's own records say what is done: a re-execution of the run ("Re-execute from
-failure") skips the scopes its earlier attempts loaded.
+(so a package replaces exactly its scope), and loaded soon after. As soon as a package is
+loaded, its scope's materializations are recorded (per partition), so Dagster's own records
+say what is done: a re-execution of the run ("Re-execute from failure") skips the scopes its
+earlier attempts loaded.
+
+Scopes are fetched several at once when the rate limit can use them (a scope reads its pages
+mostly one after another, so at R requests a second and L seconds a request it keeps about one
+of the R x L requests in flight): each scope worker is a thread with its own dlt pipeline, and
+a worker's packages are loaded while the other workers go on fetching, so normalize and load
+no longer stop the requests. Loads are one at a time across the run. A worker loads its
+pending packages whenever its fetching since its last load took ``FETCH_PER_LOAD`` times as
+long as that load did, or ``MAX_UNCOMMITTED_FETCH_SECONDS``, whichever comes first, so load
+overhead stays a small share of the run while a kill loses at most the scopes in flight and a
+second of fetching per worker.
 
 A scope that fails persistently is recorded and the run goes on with the next one; at the end
 the run fails naming exactly the failed scopes, and Dagster shows exactly their partitions
 failed. Failures that no other scope can escape (a refused key, a stopped sync, an API that
-keeps failing for consecutive scopes) stop the run at once.
+keeps failing for consecutive scopes) start no further scope.
 """
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from dagster import (
@@ -84,6 +94,8 @@ CONSECUTIVE_UNAVAILABLE_TO_STOP = 2
 FAILED_SCOPES_METADATA_KEY = "split/failed_scopes"
 STOPPED_METADATA_KEY = "split/stopped_early"
 NOT_ATTEMPTED = "not attempted"
+SCOPES_AT_ONCE_LOG = "Scopes fetched at once:"
+"""Logged each time a run fetches more scopes at once than before (what a kill may cost)."""
 
 
 @dataclass(frozen=True)
@@ -105,6 +117,8 @@ class _Extracted:
     stats: RequestStats
     load_id: str
     row_counts: dict[str, int]
+    metadata: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per table, what its materialization records: set once the package is loaded."""
 
 
 @dataclass
@@ -167,8 +181,8 @@ def run_scoped_loads(
     limiter = RateLimiter.for_settings(settings, sleep=cancellation.wait)
     totals = _RunTotals()
     root = working_root(warehouse_settings.working_dir, context.instance.root_directory)
-    pipeline = None
     stopped_early = False
+    not_attempted: list[LoadUnit] = []
     try:
         with (
             # A Terminate (or SIGTERM) cancels this run's requests before Dagster's own
@@ -177,50 +191,52 @@ def run_scoped_loads(
             owned_working_dir(root, f"run-{context.run.run_id}") as folder,
             writer_lock(warehouse_settings),
         ):
-            pipeline = make_pipeline(
-                warehouse_settings, pipelines_dir=str(folder), run_id=context.run.run_id
-            )
             check_destination(warehouse_settings)
-            pipeline.sync_destination()
-            pending: list[_Extracted] = []
-            fetch_since_load = 0.0
-            last_load_seconds = 0.0
-            consecutive_unavailable = 0
-            for unit in units:
-                started = time.monotonic()
-                try:
-                    extracted = _extract(
-                        pipeline, settings, warehouse_settings, unit, cancellation, limiter
+            scopes = _ScopeWorkers(
+                _WorkerSetup(
+                    folder, settings, warehouse_settings, context.run.run_id, cancellation, limiter
+                ),
+                dlt,
+                on_more_at_once=lambda n: context.log.info(f"{SCOPES_AT_ONCE_LOG} {n}"),
+            )
+            in_order = _OutputsInOrder(units)
+            try:
+                for event in scopes.run(units):
+                    if isinstance(event, _Failed):
+                        totals.add(event.stats)
+                        totals.failures.append((event.unit, event.cause))
+                        context.log.warning(f"{event.unit.label} failed: {event.cause}")
+                        if not stopped_early and scopes.note_failure(event.cause):
+                            stopped_early = True
+                        released = in_order.without(event.unit)
+                    else:
+                        totals.loads += 1
+                        released = []
+                        for extracted in event.scopes:
+                            totals.add(extracted.stats)
+                            released += in_order.loaded(extracted)
+                    for extracted in released:
+                        yield from _materializations(extracted)
+                not_attempted = scopes.not_dispatched
+                for unit in not_attempted:
+                    for extracted in in_order.without(unit):
+                        yield from _materializations(extracted)
+                partitioned = [u for u in units if u.partition is not None]
+                if partitioned and not totals.failures:
+                    # in the endpoint table's order, parents first (a multi-asset's outputs
+                    # must be)
+                    order = [t for t in ENDPOINTS_BY_TABLE if t in selected]
+                    yield from scopes.call(
+                        lambda pipeline: list(
+                            _run_summaries(dlt, pipeline, partitioned, order, totals)
+                        )
                     )
-                except _ScopeFailed as failed:
-                    totals.add(failed.stats)
-                    totals.failures.append((unit, failed.cause))
-                    context.log.warning(f"{unit.label} failed: {failed.cause}")
-                    consecutive_unavailable = (
-                        consecutive_unavailable + 1
-                        if isinstance(failed.cause, SplitUnavailableError)
-                        else 0
-                    )
-                    if _stops_the_run(failed.cause, consecutive_unavailable):
-                        stopped_early = True
-                        break
-                    continue
-                consecutive_unavailable = 0
-                totals.add(extracted.stats)
-                pending.append(extracted)
-                fetch_since_load += time.monotonic() - started
-                due = min(FETCH_PER_LOAD * last_load_seconds, MAX_UNCOMMITTED_FETCH_SECONDS)
-                if fetch_since_load >= due:
-                    load_started = time.monotonic()
-                    yield from _load(context, dlt, pipeline, pending, totals)
-                    last_load_seconds = time.monotonic() - load_started
-                    pending, fetch_since_load = [], 0.0
-            yield from _load(context, dlt, pipeline, pending, totals)
-            partitioned = [u for u in units if u.partition is not None]
-            if partitioned and not totals.failures:
-                # in the endpoint table's order, parents first (a multi-asset's outputs must be)
-                order = [t for t in ENDPOINTS_BY_TABLE if t in selected]
-                yield from _run_summaries(dlt, pipeline, partitioned, order, totals)
+                context.log.info(
+                    f"Fetched up to {scopes.most_at_once} scope(s) at once"
+                    f" ({len(scopes.workers)} dlt pipeline(s))"
+                )
+            finally:
+                scopes.close(warehouse_settings)
     except Failure:
         raise
     except Exception as exc:
@@ -229,17 +245,303 @@ def run_scoped_loads(
         if description is None:
             raise
         raise Failure(description=description, allow_retries=False) from None
-    finally:
-        if pipeline is not None:
-            drop_run_staging(pipeline, warehouse_settings)
     context.log.info(
         f"Split API: {totals.requests} requests, {totals.retries} retries,"
         f" {totals.rate_limited} rate-limited, {totals.waited_seconds:.1f}s waiting;"
-        f" {len(units) - len(totals.failures)} of {len(units)} scope(s) loaded in"
-        f" {totals.loads} load(s)"
+        f" {len(units) - len(totals.failures) - len(not_attempted)} of {len(units)} scope(s)"
+        f" loaded in {totals.loads} load(s)"
     )
     if totals.failures:
-        raise _run_failure(units, totals, stopped_early)
+        raise _run_failure(units, totals, stopped_early, not_attempted)
+
+
+@dataclass(frozen=True)
+class _WorkerSetup:
+    folder: Path
+    settings: SplitSettings
+    warehouse_settings: WarehouseSettings
+    run_id: str
+    cancellation: Cancellation
+    limiter: RateLimiter
+
+
+@dataclass
+class _Failed:
+    worker: _ScopeWorker
+    unit: LoadUnit
+    cause: SplitSourceError
+    stats: RequestStats
+
+
+@dataclass
+class _Loaded:
+    worker: _ScopeWorker
+    scopes: list[_Extracted]
+
+
+@dataclass
+class _Ready:
+    """The worker finished its scope (fetched or failed, maybe loaded) and takes the next."""
+
+    worker: _ScopeWorker
+    fetched: bool
+
+
+@dataclass
+class _Called:
+    worker: _ScopeWorker
+    result: Any
+
+
+@dataclass
+class _Crashed:
+    worker: _ScopeWorker
+    error: BaseException
+
+
+_STOP = object()
+
+
+class _ScopeWorker:
+    """A thread with its own dlt pipeline: it fetches and normalizes the scopes it is given,
+    each into its own load package, and loads its pending packages (one load at a time across
+    the run: ``load_lock``) when they are due.
+
+    dlt runs pipelines in parallel when each has its own thread (its injection containers are
+    thread-affine) and its own working folder, so each worker makes its pipeline in its
+    thread and only that thread touches it.
+    """
+
+    def __init__(
+        self,
+        index: int,
+        setup: _WorkerSetup,
+        dlt: DagsterDltResource,
+        load_lock: threading.Lock,
+        events: queue.Queue[Any],
+    ) -> None:
+        self._setup = setup
+        self._dlt = dlt
+        self._load_lock = load_lock
+        self._events = events
+        self._pending: list[_Extracted] = []
+        self._fetch_since_load = 0.0
+        self._last_load_seconds = 0.0
+        self.pipeline: Any = None
+        self.inbox: queue.Queue[Any] = queue.Queue()
+        self.index = index
+        self.thread = threading.Thread(target=self._main, name=f"split-scopes-{index}", daemon=True)
+        self.thread.start()
+
+    def _main(self) -> None:
+        setup = self._setup
+        try:
+            self.pipeline = make_pipeline(
+                setup.warehouse_settings,
+                pipelines_dir=str(setup.folder / f"pipeline-{self.index}"),
+                run_id=setup.run_id,
+            )
+            with self._load_lock:  # reads the destination's schema and state
+                self.pipeline.sync_destination()
+            while (message := self.inbox.get()) is not _STOP:
+                if isinstance(message, LoadUnit):
+                    self._events.put(_Ready(self, self._fetch(message)))
+                else:  # a call on this worker's pipeline, its pending packages loaded first
+                    self._load()
+                    self._events.put(_Called(self, message(self.pipeline)))
+        except BaseException as error:  # reported to the run's thread, which raises it
+            self._events.put(_Crashed(self, error))
+
+    def _fetch(self, unit: LoadUnit) -> bool:
+        setup = self._setup
+        started = time.monotonic()
+        try:
+            extracted = _extract(
+                self.pipeline,
+                setup.settings,
+                setup.warehouse_settings,
+                unit,
+                setup.cancellation,
+                setup.limiter,
+            )
+        except _ScopeFailed as failed:
+            self._events.put(_Failed(self, unit, failed.cause, failed.stats))
+            return False
+        self._pending.append(extracted)
+        self._fetch_since_load += time.monotonic() - started
+        due = min(FETCH_PER_LOAD * self._last_load_seconds, MAX_UNCOMMITTED_FETCH_SECONDS)
+        if self._fetch_since_load >= due:
+            self._load()
+        return True
+
+    def _load(self) -> None:
+        """Load the pending packages (each commits its own scope) and describe them."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        with self._load_lock:
+            started = time.monotonic()
+            load_info = self.pipeline.load()
+            load_info.raise_on_failed_jobs()
+            for extracted in pending:
+                extracted.metadata = _scope_metadata(self._dlt, self.pipeline, extracted)
+            self._last_load_seconds = time.monotonic() - started
+        self._fetch_since_load = 0.0
+        self._events.put(_Loaded(self, pending))
+
+
+class _ScopeWorkers:
+    """The run's scope workers: as many scopes fetched at once as the rate limit can use
+    (``RateLimiter.scopes_at_once``), loads one at a time, events back on the run's thread."""
+
+    def __init__(
+        self,
+        setup: _WorkerSetup,
+        dlt: DagsterDltResource,
+        on_more_at_once: Callable[[int], None],
+    ) -> None:
+        self._setup = setup
+        self._on_more_at_once = on_more_at_once
+        self._dlt = dlt
+        self._events: queue.Queue[Any] = queue.Queue()
+        self._load_lock = threading.Lock()
+        self._idle: list[_ScopeWorker] = []
+        self._stopping = False
+        self._consecutive_unavailable = 0
+        self.workers: list[_ScopeWorker] = []
+        self.not_dispatched: list[LoadUnit] = []
+        self.most_at_once = 0
+
+    def note_failure(self, cause: SplitSourceError) -> bool:
+        """Count a failed scope; True when no later scope can succeed either: no more start."""
+        self._consecutive_unavailable = (
+            self._consecutive_unavailable + 1 if isinstance(cause, SplitUnavailableError) else 0
+        )
+        if _stops_the_run(cause, self._consecutive_unavailable):
+            self._stopping = True
+        return self._stopping
+
+    def run(self, units: Sequence[LoadUnit]) -> Iterator[_Failed | _Loaded]:
+        """Fetch and load ``units``; yields each failure and each load as it happens."""
+        waiting = list(units)
+        busy = 0
+        while True:
+            if self._stopping:
+                self.not_dispatched, waiting = waiting, []
+            while waiting and busy < self._setup.limiter.scopes_at_once():
+                self._take_idle().inbox.put(waiting.pop(0))
+                busy += 1
+                if busy > self.most_at_once:
+                    self.most_at_once = busy
+                    self._on_more_at_once(busy)
+            if not busy:
+                break
+            event = self._next_event()
+            if isinstance(event, _Ready):
+                busy -= 1
+                self._idle.append(event.worker)
+                if event.fetched:
+                    self._consecutive_unavailable = 0
+            elif isinstance(event, (_Failed, _Loaded)):
+                yield event
+        # What is still pending, loaded now.
+        for worker in self.workers:
+            yield from self._wait_for_call(worker, lambda pipeline: None)
+
+    def call(self, function: Any) -> Any:
+        """``function(pipeline)`` on a worker's thread, once its pending packages are loaded."""
+        worker = self.workers[0]
+        result: Any = None
+        for event in self._wait_for_call(worker, function, keep_result=True):
+            result = event
+        return result
+
+    def _wait_for_call(
+        self, worker: _ScopeWorker, function: Any, keep_result: bool = False
+    ) -> Iterator[Any]:
+        worker.inbox.put(function)
+        while True:
+            event = self._next_event()
+            if isinstance(event, _Called) and event.worker is worker:
+                if keep_result:
+                    yield event.result
+                return
+            if isinstance(event, _Loaded) and not keep_result:
+                yield event
+
+    def _take_idle(self) -> _ScopeWorker:
+        if self._idle:
+            return self._idle.pop()
+        worker = _ScopeWorker(
+            len(self.workers), self._setup, self._dlt, self._load_lock, self._events
+        )
+        self.workers.append(worker)
+        return worker
+
+    def _next_event(self) -> Any:
+        while True:
+            try:
+                event = self._events.get(timeout=0.25)
+            except queue.Empty:
+                continue  # lets the run's thread take a signal while it waits
+            if isinstance(event, _Crashed):
+                raise event.error
+            return event
+
+    def close(self, warehouse_settings: WarehouseSettings) -> None:
+        """Stop every worker (cancelling what is in flight if the run did not finish)."""
+        alive = [w for w in self.workers if w.thread.is_alive()]
+        if any(not w.inbox.empty() for w in alive) or self._busy_workers(alive):
+            self._setup.cancellation.cancel("the run ended")
+        for worker in self.workers:
+            worker.inbox.put(_STOP)
+        for worker in self.workers:
+            worker.thread.join(timeout=30)
+        for worker in self.workers[:1]:
+            if worker.pipeline is not None:
+                drop_run_staging(worker.pipeline, warehouse_settings)
+
+    def _busy_workers(self, alive: Sequence[_ScopeWorker]) -> bool:
+        return len(self._idle) < len(alive)
+
+
+class _OutputsInOrder:
+    """A multi-asset's outputs must come parents first, whatever order their scopes finish
+    in: an unpartitioned scope's results (the organisation run's) are held until every such
+    scope before it has been loaded or has failed. Partition materializations go at once."""
+
+    def __init__(self, units: Sequence[LoadUnit]) -> None:
+        self._order = [u for u in units if u.partition is None]
+        self._held: dict[LoadUnit, _Extracted] = {}
+
+    def loaded(self, extracted: _Extracted) -> list[_Extracted]:
+        if extracted.unit.partition is not None:
+            return [extracted]
+        self._held[extracted.unit] = extracted
+        return self._release()
+
+    def without(self, unit: LoadUnit) -> list[_Extracted]:
+        if unit in self._order:
+            self._order.remove(unit)
+        return self._release()
+
+    def _release(self) -> list[_Extracted]:
+        released = []
+        while self._order and self._order[0] in self._held:
+            released.append(self._held.pop(self._order.pop(0)))
+        return released
+
+
+def _materializations(extracted: _Extracted) -> Iterator[MaterializeResult | AssetMaterialization]:
+    """A loaded scope's materializations, one per table (per partition when it has one)."""
+    unit = extracted.unit
+    for table in unit.tables:
+        key = asset_key(table)
+        metadata = extracted.metadata[table]
+        if unit.partition is None:
+            yield MaterializeResult(asset_key=key, metadata=metadata)
+        else:
+            yield AssetMaterialization(asset_key=key, partition=unit.partition, metadata=metadata)
 
 
 def _loaded_by_earlier_attempts(context: AssetExecutionContext) -> set[tuple[str, str | None]]:
@@ -295,56 +597,42 @@ def _extract(
     return _Extracted(unit, source, stats, load_id, dict(normalize_info.row_counts))
 
 
-def _load(
-    context: AssetExecutionContext,
-    dlt: DagsterDltResource,
-    pipeline: Any,
-    pending: Sequence[_Extracted],
-    totals: _RunTotals,
-) -> Iterator[MaterializeResult | AssetMaterialization]:
-    """Load the pending packages (each commits its own scope), then record them."""
-    if not pending:
-        return
-    load_info = pipeline.load()
-    load_info.raise_on_failed_jobs()
-    totals.loads += 1
-    for extracted in pending:
-        unit = extracted.unit
-        for table in unit.tables:
-            metadata = _table_metadata(dlt, pipeline, table)
-            metadata.update(
-                {
-                    # The package's own figures, not the whole load's (scopes share a load).
-                    "rows_loaded": MetadataValue.int(extracted.row_counts.get(table, 0)),
-                    "split/load_id": extracted.load_id,
-                    "split/scope": unit.label,
-                    "split/requests": extracted.stats.by_endpoint.get(table, 0),
-                    "split/scope_requests": extracted.stats.requests,
-                    "split/scope_retries": extracted.stats.retries,
-                    "split/scope_rate_limited": extracted.stats.rate_limited,
-                    "split/scope_rate_limit_wait_seconds": round(
-                        extracted.stats.rate_limit_wait_seconds, 3
-                    ),
-                }
+def _scope_metadata(
+    dlt: DagsterDltResource, pipeline: Any, extracted: _Extracted
+) -> dict[str, dict[str, Any]]:
+    """Per table of a loaded scope, its materialization's metadata (read right after the load)."""
+    unit = extracted.unit
+    by_table = {}
+    for table in unit.tables:
+        metadata = _table_metadata(dlt, pipeline, table)
+        metadata.update(
+            {
+                # The package's own figures, not the whole load's (scopes share a load).
+                "rows_loaded": MetadataValue.int(extracted.row_counts.get(table, 0)),
+                "split/load_id": extracted.load_id,
+                "split/scope": unit.label,
+                "split/requests": extracted.stats.by_endpoint.get(table, 0),
+                "split/scope_requests": extracted.stats.requests,
+                "split/scope_retries": extracted.stats.retries,
+                "split/scope_rate_limited": extracted.stats.rate_limited,
+                "split/scope_rate_limit_wait_seconds": round(
+                    extracted.stats.rate_limit_wait_seconds, 3
+                ),
+            }
+        )
+        if unit.partition is not None:
+            metadata["split/partition_names"] = MetadataValue.json(
+                {unit.partition: unit.partition_name or unit.partition}
             )
-            if unit.partition is not None:
-                metadata["split/partition_names"] = MetadataValue.json(
-                    {unit.partition: unit.partition_name or unit.partition}
-                )
-                metadata["dagster/partition_row_count"] = MetadataValue.int(
-                    _row_count(pipeline, table, unit.partition)
-                )
-            else:
-                metadata["dagster/row_count"] = MetadataValue.int(_row_count(pipeline, table))
-            key = asset_key(table)
-            if key in (WORKSPACES_KEY, ENVIRONMENTS_KEY):
-                metadata[LISTING_METADATA_KEY] = MetadataValue.json(_listing(pipeline, table))
-            if unit.partition is None:
-                yield MaterializeResult(asset_key=key, metadata=metadata)
-            else:
-                yield AssetMaterialization(
-                    asset_key=key, partition=unit.partition, metadata=metadata
-                )
+            metadata["dagster/partition_row_count"] = MetadataValue.int(
+                _row_count(pipeline, table, unit.partition)
+            )
+        else:
+            metadata["dagster/row_count"] = MetadataValue.int(_row_count(pipeline, table))
+        if asset_key(table) in (WORKSPACES_KEY, ENVIRONMENTS_KEY):
+            metadata[LISTING_METADATA_KEY] = MetadataValue.json(_listing(pipeline, table))
+        by_table[table] = metadata
+    return by_table
 
 
 def _table_metadata(dlt: DagsterDltResource, pipeline: Any, table: str) -> dict[str, Any]:
@@ -435,10 +723,13 @@ def _stops_the_run(cause: SplitSourceError, consecutive_unavailable: int) -> boo
     return consecutive_unavailable >= CONSECUTIVE_UNAVAILABLE_TO_STOP
 
 
-def _run_failure(units: Sequence[LoadUnit], totals: _RunTotals, stopped_early: bool) -> Failure:
+def _run_failure(
+    units: Sequence[LoadUnit],
+    totals: _RunTotals,
+    stopped_early: bool,
+    not_attempted: Sequence[LoadUnit],
+) -> Failure:
     failed = [unit for unit, _ in totals.failures]
-    attempted = units.index(failed[-1]) + 1 if stopped_early else len(units)
-    not_attempted = list(units[attempted:])
     first_cause = totals.failures[0][1]
     loaded = len(units) - len(failed) - len(not_attempted)
     description = str(first_cause)

@@ -248,6 +248,11 @@ class InFlightLimit:
         wanted = math.ceil(rate * self._latency * self.HEADROOM)
         return max(self.FLOOR, min(self.CEILING, wanted))
 
+    @property
+    def latency(self) -> float | None:
+        """The moving average of answered requests' latency, in seconds (None: none yet)."""
+        return self._latency
+
     def enter(self, check: Callable[[], None]) -> None:
         """Wait for a free place; ``check`` runs while waiting (it raises on cancellation)."""
         with self._changed:
@@ -294,6 +299,27 @@ class RateLimiter:
         self.answered = threading.Event()
         """Set by the first HTTP answer of the run: from then on the address is known to be
         right, and a refused connection is a fault to ride out (see the transport)."""
+
+    MAX_SCOPES_AT_ONCE = 6
+
+    def scopes_at_once(self) -> int:
+        """How many scopes are worth fetching at once to keep the rate limit busy.
+
+        A scope reads most of its pages one after another, so it keeps about one request in
+        flight: R x L scopes (with the in-flight headroom) keep R requests a second going.
+        At 8 requests a second and 20 ms that is one scope, and a kill then costs at most the
+        scope in flight; at 20/s and 400 ms it is the ceiling. Before the first answer the
+        latency is unknown: one scope. Without any known limit, only the latency bounds
+        throughput: the ceiling (the in-flight limit still bounds the requests).
+        """
+        latency = self.in_flight.latency
+        if latency is None:
+            return 1
+        rate = self.pacer.rate
+        if rate is None:
+            return self.MAX_SCOPES_AT_ONCE
+        wanted = math.ceil(rate * latency * InFlightLimit.HEADROOM)
+        return max(1, min(self.MAX_SCOPES_AT_ONCE, wanted))
 
     @classmethod
     def for_settings(cls, settings: Any, sleep: Sleep = time.sleep) -> RateLimiter:
