@@ -426,8 +426,8 @@ class _ScopeWorkers:
         waiting = list(units)
         busy = 0
         while True:
-            if self._stopping:
-                self.not_dispatched, waiting = waiting, []
+            if self._stopping and waiting:
+                self.not_dispatched, waiting = [*self.not_dispatched, *waiting], []
             while waiting and busy < self._setup.limiter.scopes_at_once():
                 self._take_idle().inbox.put(waiting.pop(0))
                 busy += 1
