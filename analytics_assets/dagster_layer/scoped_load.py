@@ -338,7 +338,11 @@ class _ScopeWorker:
         try:
             self.pipeline = make_pipeline(
                 setup.warehouse_settings,
-                pipelines_dir=str(setup.folder / f"pipeline-{self.index}"),
+                # The first worker keeps a run's layout, ``<run folder>/split``: a run that
+                # fetches one scope at a time looks as it always did to whoever inspects it.
+                pipelines_dir=str(
+                    setup.folder if self.index == 0 else setup.folder / f"pipeline-{self.index}"
+                ),
                 run_id=setup.run_id,
             )
             with self._load_lock:  # reads the destination's schema and state
