@@ -231,10 +231,6 @@ def run_scoped_loads(
                             _run_summaries(dlt, pipeline, partitioned, order, totals)
                         )
                     )
-                context.log.info(
-                    f"Fetched up to {scopes.most_at_once} scope(s) at once"
-                    f" ({len(scopes.workers)} dlt pipeline(s))"
-                )
             finally:
                 scopes.close(warehouse_settings)
     except Failure:
@@ -494,8 +490,7 @@ class _ScopeWorkers:
 
     def close(self, warehouse_settings: WarehouseSettings) -> None:
         """Stop every worker (cancelling what is in flight if the run did not finish)."""
-        alive = [w for w in self.workers if w.thread.is_alive()]
-        if any(not w.inbox.empty() for w in alive) or self._busy_workers(alive):
+        if len(self._idle) < len(self.workers):  # a worker still has a scope: the run failed
             self._setup.cancellation.cancel("the run ended")
         for worker in self.workers:
             worker.inbox.put(_STOP)
@@ -504,9 +499,6 @@ class _ScopeWorkers:
         for worker in self.workers[:1]:
             if worker.pipeline is not None:
                 drop_run_staging(worker.pipeline, warehouse_settings)
-
-    def _busy_workers(self, alive: Sequence[_ScopeWorker]) -> bool:
-        return len(self._idle) < len(alive)
 
 
 class _OutputsInOrder:
