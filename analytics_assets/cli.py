@@ -232,6 +232,7 @@ def command_sync(args: argparse.Namespace) -> int:
         SyncFailed,
         SyncOptions,
         check_configuration,
+        check_selection,
         current_row_counts,
         run_sync,
     )
@@ -243,7 +244,9 @@ def command_sync(args: argparse.Namespace) -> int:
         environments=tuple(args.environment) if args.environment else None,
         build_models=not getattr(args, "skip_models", False),
     )
-    check_configuration()  # bad settings fail here, in seconds, before any run starts
+    # Bad settings and unknown names fail here, in seconds, before any run starts.
+    check_configuration()
+    check_selection(options)
     from analytics_assets.dagster_layer.instance import get_instance, instance_home_path
     from analytics_assets.dagster_layer.stopping import (
         StoppableSync,

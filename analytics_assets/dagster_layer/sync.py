@@ -304,6 +304,30 @@ def resolve_selection(
     )
 
 
+def check_selection(options: SyncOptions) -> None:
+    """Fail in seconds on a workspace or environment name that does not exist, before any run
+    (and before the definitions are built, which may parse the dbt project).
+
+    Names are checked against the last stored listing first; only when one is not found there
+    is the API's listing read (workspaces and their environments, nothing else). The sync
+    resolves them again against the listing its organisation run loads.
+    """
+    if not (options.workspaces or options.environments):
+        return
+    instance = get_instance()
+    try:
+        resolve_selection(
+            options,
+            latest_listing(instance, WORKSPACES_KEY) or [],
+            latest_listing(instance, ENVIRONMENTS_KEY) or [],
+        )
+    except UnknownName:
+        from analytics_assets.dagster_layer.resources import split_settings_from_environment
+        from analytics_assets.split_source import read_listing
+
+        resolve_selection(options, *read_listing(split_settings_from_environment()))
+
+
 def _update_partitions(
     instance: DagsterInstance, listing: Sequence[dict[str, Any]], partitions_def: Any
 ) -> tuple[list[str], list[str]]:
@@ -392,45 +416,23 @@ def run_sync(
         report.skipped_scopes += len([t for t in org_selected if t not in org_tables])
         failures: list[str] = []
 
-        def refresh_organisation(tables: list[str]) -> None:
-            outcome = _run(
-                defs,
-                instance,
-                "split_organisation_refresh",
-                tables,
-                None,
-                report,
-                progress,
-                sync_id=sync_id,
-            )
-            listings = {(t, None) for t in ALWAYS_REFRESHED if t in tables}
-            if outcome.message and (outcome.stopped_early or not listings <= outcome.materialized):
-                # Without fresh listings the partitions cannot be trusted: stop here.
-                report.seconds = time.monotonic() - started
-                raise SyncFailed(_sync_failure([outcome.message], report), report)
-            if outcome.message:
-                failures.append(outcome.message)
-
-        if options.workspaces or options.environments:
-            # Names are checked against the last listing first; only when one is not found
-            # there are the listings (and nothing else) refreshed, so an unknown name fails
-            # after the listing requests, not after a whole organisation refresh.
-            try:
-                resolve_selection(
-                    options,
-                    latest_listing(instance, WORKSPACES_KEY) or [],
-                    latest_listing(instance, ENVIRONMENTS_KEY) or [],
-                )
-            except UnknownName:
-                refresh_organisation(list(ALWAYS_REFRESHED))
-                org_tables = [t for t in org_tables if t not in ALWAYS_REFRESHED]
-                resolve_selection(
-                    options,
-                    latest_listing(instance, WORKSPACES_KEY) or [],
-                    latest_listing(instance, ENVIRONMENTS_KEY) or [],
-                )
-        if org_tables:
-            refresh_organisation(org_tables)
+        outcome = _run(
+            defs,
+            instance,
+            "split_organisation_refresh",
+            org_tables,
+            None,
+            report,
+            progress,
+            sync_id=sync_id,
+        )
+        listings = {(t, None) for t in ALWAYS_REFRESHED}
+        if outcome.message and (outcome.stopped_early or not listings <= outcome.materialized):
+            # Without fresh listings the partitions cannot be trusted: stop here.
+            report.seconds = time.monotonic() - started
+            raise SyncFailed(_sync_failure([outcome.message], report), report)
+        if outcome.message:
+            failures.append(outcome.message)
 
         workspace_listing = latest_listing(instance, WORKSPACES_KEY) or []
         environment_listing = latest_listing(instance, ENVIRONMENTS_KEY) or []

@@ -27,7 +27,12 @@ from analytics_assets.split_source.settings import (
     SplitSettings,
     upstream_tables,
 )
-from analytics_assets.split_source.source import EnvironmentRef, SyncScope, split_source
+from analytics_assets.split_source.source import (
+    EnvironmentRef,
+    SyncScope,
+    read_listing,
+    split_source,
+)
 from analytics_assets.split_source.stats import RequestStats
 
 __all__ = [
@@ -45,6 +50,7 @@ __all__ = [
     "SplitSourceError",
     "SplitUnavailableError",
     "SyncScope",
+    "read_listing",
     "split_source",
     "upstream_tables",
 ]

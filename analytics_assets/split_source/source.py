@@ -437,6 +437,19 @@ class _Tables:
         return resource
 
 
+def read_listing(settings: SplitSettings) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The organisation's workspaces and their environments, read straight from the API with
+    no pipeline: what checking names given on the command line needs, and nothing more."""
+    tables = _Tables(SplitTransport(settings), SyncScope(), settings)
+    workspaces = tables.read(ENDPOINTS_BY_TABLE["workspaces"], {}, ()) or []
+    environments = ENDPOINTS_BY_TABLE["environments"]
+    return workspaces, [
+        environment
+        for workspace in workspaces
+        for environment in tables._workspace_scope(environments, workspace)
+    ]
+
+
 def _static_resource(name: str, rows: Sequence[dict[str, Any]]) -> DltResource:
     """A parent that yields known scope rows instead of asking the API for them."""
 
