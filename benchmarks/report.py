@@ -68,7 +68,46 @@ def render_markdown(results: dict[str, Any]) -> str:
         lines += _memory(scenarios["memory"])
     if scenarios.get("overhead"):
         lines += _overhead(scenarios["overhead"])
+    if scenarios.get("ui"):
+        lines += _ui(scenarios["ui"])
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _ui(scenario: dict[str, Any]) -> list[str]:
+    cli, ui = scenario["cli"], scenario["ui"]
+    lines = [
+        f"## The UI path — `{scenario['size']}`, no limit",
+        "",
+        '"Materialize all" on `split_organisation` in `dagster dev` (launched over its GraphQL'
+        " API), then the partition sensors' runs, until every partition is loaded; against"
+        " `analytics-assets sync --skip-models` (the same loads) on a fresh instance."
+        f" UI ÷ CLI: **{_fmt(scenario.get('ui_over_cli'))}**"
+        f" (the UI itself took {_fmt(ui.get('ui_start_seconds'))} s to load, not counted).",
+        "",
+    ]
+    lines += _table(
+        ["path", "wall s", "requests", "tables exact", "error"],
+        [
+            [
+                name,
+                run.get("seconds") or run.get("process_wall_seconds"),
+                run.get("requests"),
+                f"{run.get('truth', {}).get('tables_exact', '–')}/"
+                f"{run.get('truth', {}).get('tables_total', '–')}",
+                run.get("error") or "",
+            ]
+            for name, run in (("sync --skip-models", cli), ("UI", ui))
+        ],
+    )
+    lines += ["The UI path's runs (seconds after the launch):", ""]
+    lines += _table(
+        ["job", "launched by", "created", "started", "ended", "status"],
+        [
+            [r["job"], r["launched_by"], r["created"], r["started"], r["ended"], r["status"]]
+            for r in ui.get("runs") or []
+        ],
+    )
+    return lines
 
 
 def _efficiency(scenario: dict[str, Any]) -> list[str]:

@@ -47,6 +47,7 @@ from analytics_assets.sandbox.process import SandboxProcess
 from benchmarks.compare import TruthStore, compare_original, compare_ours
 from benchmarks.machine import machine_details
 from benchmarks.report import render_markdown
+from benchmarks.ui_path import run_ui_path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -54,7 +55,7 @@ QUICK_RESULTS_DIR = RESULTS_DIR / "quick"
 DOCS = ROOT / "docs" / "benchmarks.md"
 DOCS_START, DOCS_END = "<!-- results:start -->", "<!-- results:end -->"
 API_KEY = "benchmark-key"
-SCENARIOS = ("efficiency", "saturation", "throughput", "memory", "overhead")
+SCENARIOS = ("efficiency", "saturation", "throughput", "memory", "overhead", "ui")
 CONTENDERS = ("a", "b", "c")
 LABELS = {
     "a": "(a) original config, plain dlt",
@@ -69,6 +70,7 @@ TARGETS = {
     "peak_rss_mb": 400.0,
     "rss_flatness": 1.15,
     "dagster_overhead": 1.2,
+    "ui_over_cli": 1.5,
 }
 
 
@@ -223,6 +225,7 @@ def run_dagster(
     rate: int | None = None,
     select: Sequence[str] | None = None,
     timeout: float = 1800,
+    extra_args: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Contender (c): ``analytics-assets sync`` in a fresh project directory and instance."""
     directory = options.workdir / name
@@ -240,6 +243,7 @@ def run_dagster(
     command = [str(Path(sys.executable).parent / "analytics-assets"), "sync"]
     if select:
         command += ["--select", ",".join(select)]
+    command += list(extra_args)
     with (
         open(directory / "stdout.log", "wb") as stdout,
         open(directory / "stderr.log", "wb") as stderr,
@@ -362,6 +366,51 @@ def scenario_efficiency(options: Options) -> dict[str, Any]:
         "truth_rows": counts,
         "contenders": contenders,
     }
+
+
+def scenario_ui(options: Options) -> dict[str, Any]:
+    """The UI path ("Materialize all" on the organisation group, then the partition sensors'
+    runs) against ``sync --skip-models``, the same loads from the CLI; see ``ui_path``."""
+    size = options.small
+    log(f"ui: size {size}, no rate limit; dagster dev against sync --skip-models")
+    with SandboxProcess(size=size, api_key=API_KEY) as sandbox:
+        minimal, _, counts = _truth_counts(sandbox)
+        truth = TruthStore(sandbox, options.workdir / f"truth-ui-{size}.duckdb")
+        log("  analytics-assets sync --skip-models")
+        cli = with_sandbox_counters(
+            sandbox,
+            minimal,
+            run_dagster,
+            options,
+            "ui-cli",
+            sandbox.base_url,
+            extra_args=["--skip-models"],
+        )
+        log(f"    {_short(cli)}")
+        directory = options.workdir / "ui-dagster-dev"
+        directory.mkdir(parents=True, exist_ok=True)
+        env = _environment(
+            {
+                "SPLIT_API_KEY": API_KEY,
+                "SPLIT_API_BASE_URL": sandbox.base_url,
+                "ANALYTICS_DUCKDB_PATH": str(directory / "warehouse.duckdb"),
+            }
+        )
+        log("  dagster dev: Materialize all on split_organisation, then the sensors' runs")
+        ui = with_sandbox_counters(sandbox, minimal, run_ui_path, directory, env)
+        log(f"    {ui.get('seconds')} s, {len(ui.get('runs') or [])} runs, error {ui.get('error')}")
+        for result in (cli, ui):
+            if result.get("duckdb_path") and Path(result["duckdb_path"]).exists():
+                result["truth"] = _table_summary(
+                    compare_ours(Path(result["duckdb_path"]), truth, list(counts))
+                )
+    cli_seconds = cli.get("process_wall_seconds")
+    ratio = (
+        round(ui["seconds"] / cli_seconds, 3)
+        if ui.get("seconds") and cli_seconds and not ui.get("error") and not cli.get("error")
+        else None
+    )
+    return {"size": size, "cli": cli, "ui": ui, "ui_over_cli": ratio}
 
 
 def scenario_saturation(options: Options) -> dict[str, Any]:
@@ -737,6 +786,18 @@ def evaluate_targets(scenarios: dict[str, Any], options: Options) -> list[dict[s
             value <= TARGETS["dagster_overhead"],
             f"run time only (no interpreter start): {entry.get('ratio_run_seconds')}",
         )
+    ui = scenarios.get("ui")
+    if ui:
+        value = ui.get("ui_over_cli")
+        add(
+            f"UI path ÷ CLI wall, {ui['size']}",
+            f"≤ {TARGETS['ui_over_cli']}",
+            value,
+            value is not None and value <= TARGETS["ui_over_cli"],
+            f"UI {ui['ui'].get('seconds')} s in {len(ui['ui'].get('runs') or [])} runs,"
+            f" sync --skip-models {ui['cli'].get('process_wall_seconds')} s"
+            + (f"; error: {ui['ui']['error']}" if ui["ui"].get("error") else ""),
+        )
     return targets
 
 
@@ -752,8 +813,9 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     parser.add_argument("--only", default="a,b,c", help="contenders to run (default a,b,c)")
     parser.add_argument(
         "--scenarios",
-        default=",".join(SCENARIOS),
-        help=f"scenarios to run (default all: {','.join(SCENARIOS)})",
+        default=None,
+        help=f"scenarios to run (default all: {','.join(SCENARIOS)}; --quick leaves out ui,"
+        " which starts dagster dev)",
     )
     parser.add_argument(
         "--sizes",
@@ -823,7 +885,9 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     if not cases or any(rate < 1 or latency < 0 for rate, latency in cases):
         parser.error("--saturation: R must be at least 1 and L at least 0")
     only = tuple(c.strip() for c in args.only.split(",") if c.strip())
-    scenarios = tuple(s.strip() for s in args.scenarios.split(",") if s.strip())
+    default = [s for s in SCENARIOS if not (args.quick and s == "ui")]
+    chosen = (args.scenarios or ",".join(default)).split(",")
+    scenarios = tuple(s.strip() for s in chosen if s.strip())
     for name, values, allowed in (
         ("--only", only, CONTENDERS),
         ("--scenarios", scenarios, SCENARIOS),
@@ -892,6 +956,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             scenarios["memory"] = scenario_memory(options, big_overhead)
         if "overhead" in options.scenarios:
             scenarios["overhead"] = overhead_summary(scenarios.get("efficiency"), big_overhead)
+        if "ui" in options.scenarios and "c" in options.only:
+            scenarios["ui"] = scenario_ui(options)
     finally:
         results["targets"] = evaluate_targets(scenarios, options)
         results["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
