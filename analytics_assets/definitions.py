@@ -1,10 +1,21 @@
-"""The Dagster code location: composes the Split asset graph. Nothing is defined here."""
+"""The Dagster code location: composes the Split asset graph. Nothing is defined here.
 
-from dagster import Definitions, ExecutorDefinition, in_process_executor, map_asset_specs
+Importing this module does no work: Dagster calls ``defs`` when it loads the code location
+(``dagster dev``, ``dagster definitions validate``, a code server), and only then are the
+settings read and the graph built.
+"""
+
+from dagster import (
+    Definitions,
+    ExecutorDefinition,
+    definitions,
+    in_process_executor,
+    map_asset_specs,
+)
 from dagster_dlt import DagsterDltResource
 
-from analytics_assets.dagster_layer.assets import POOL, SPLIT_ASSETS
-from analytics_assets.dagster_layer.checks import FRESHNESS_CHECKS, QUALITY_CHECKS
+from analytics_assets.dagster_layer.assets import build_split_assets, pool_for
+from analytics_assets.dagster_layer.checks import FRESHNESS_CHECKS, build_quality_checks
 from analytics_assets.dagster_layer.jobs import SPLIT_JOBS
 from analytics_assets.dagster_layer.models import build_model_assets, models_job
 from analytics_assets.dagster_layer.policies import with_cadences
@@ -24,13 +35,23 @@ def build_definitions(executor: ExecutorDefinition = in_process_executor) -> Def
     (the multiprocess executor) would only add an interpreter start, seconds each, to every
     run. A deployment that wants it anyway passes it here.
     """
-    models = build_model_assets(POOL)
+    warehouse = warehouse_from_environment()
+    destination = warehouse.settings()
+    pool = pool_for(destination)
+    models = build_model_assets(pool)
     return Definitions(
         assets=[
-            *with_cadences(map_asset_specs(without_dlt_runtime_objects, SPLIT_ASSETS)),
+            *with_cadences(
+                map_asset_specs(without_dlt_runtime_objects, build_split_assets(destination))
+            ),
             models,
         ],
-        asset_checks=[*QUALITY_CHECKS, *FRESHNESS_CHECKS],
+        asset_checks=[
+            # Reads only: on DuckDB they queue with the writers for the file; elsewhere they
+            # must not take API slots away from loads.
+            *build_quality_checks(pool if destination.single_writer else None),
+            *FRESHNESS_CHECKS,
+        ],
         jobs=[*SPLIT_JOBS, models_job(models)],
         sensors=list(SPLIT_SENSORS),
         schedules=list(SPLIT_SCHEDULES),
@@ -38,9 +59,11 @@ def build_definitions(executor: ExecutorDefinition = in_process_executor) -> Def
         resources={
             "dlt": DagsterDltResource(),
             "split_api": split_api_from_environment(),
-            "warehouse": warehouse_from_environment(),
+            "warehouse": warehouse,
         },
     )
 
 
-defs = build_definitions()
+@definitions
+def defs() -> Definitions:
+    return build_definitions()

@@ -11,7 +11,6 @@ load package and partition materialization (see ``scoped_load``), so a failing s
 only itself.
 """
 
-import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 from dagster import (
     AssetExecutionContext,
     AssetMaterialization,
+    AssetsDefinition,
     BackfillPolicy,
     Failure,
     MaterializeResult,
@@ -44,21 +44,17 @@ from analytics_assets.dagster_layer.translator import (
 from analytics_assets.split_source import EnvironmentRef, SplitSettings, SyncScope, split_source
 from analytics_assets.warehouse import WarehouseSettings, make_pipeline
 
-_WAREHOUSE = WarehouseSettings.from_environment()
-TRANSLATOR = SplitTranslator(_WAREHOUSE.destination_type, _WAREHOUSE.dataset)
-# DuckDB takes one writer process: its loads share a pool whose limit the shipped instance
-# config sets to 1. Other destinations load partitions concurrently; their pool bounds how
-# many runs share the API's rate limit.
-WAREHOUSE_IS_SINGLE_WRITER = _WAREHOUSE.single_writer
-POOL = "split_duckdb_writer" if WAREHOUSE_IS_SINGLE_WRITER else "split_api"
-
 # Definition-time sources only describe the assets; runs build their own (see module doc).
 _DEFINITION_SETTINGS = SplitSettings(api_key="definition-only", base_url="http://localhost/")
-# Describing the assets needs a pipeline object, not its folder: dlt creates one anyway, and it
-# is removed at once, so no process that loads the code location leaves anything behind.
-_DEFINITION_PIPELINES_DIR = tempfile.mkdtemp(prefix="analytics-assets-definitions-")
-_DEFINITION_PIPELINE = make_pipeline(_WAREHOUSE, pipelines_dir=_DEFINITION_PIPELINES_DIR)
-shutil.rmtree(_DEFINITION_PIPELINES_DIR, ignore_errors=True)
+
+
+def pool_for(warehouse: WarehouseSettings) -> str:
+    """The pool every load (and, on DuckDB, every check) joins.
+
+    DuckDB takes one writer process: its loads share a pool whose limit the shipped instance
+    config sets to 1. Other destinations load partitions concurrently; their pool bounds how
+    many runs share the API's rate limit."""
+    return "split_duckdb_writer" if warehouse.single_writer else "split_api"
 
 
 def _definition_source(scope: SyncScope, tables: Sequence[str]) -> Any:
@@ -124,58 +120,67 @@ def environment_units(context: AssetExecutionContext) -> list[LoadUnit]:
     ]
 
 
-@dlt_assets(
-    dlt_source=_definition_source(SyncScope(), ORGANISATION_TABLES),
-    dlt_pipeline=_DEFINITION_PIPELINE,
-    name="split_organisation_assets",
-    dagster_dlt_translator=TRANSLATOR,
-    pool=POOL,
-)
-def split_organisation_assets(
-    context: AssetExecutionContext,
-    dlt: DagsterDltResource,
-    split_api: SplitApiResource,
-    warehouse: WarehouseResource,
-) -> Iterator[MaterializeResult | AssetMaterialization]:
-    yield from run_scoped_loads(context, dlt, split_api, warehouse, organisation_units())
+def build_split_assets(destination: WarehouseSettings) -> tuple[AssetsDefinition, ...]:
+    """The three Split multi-assets, described for ``destination`` (it names the tables'
+    relations, and its kind picks the pool). Runs read their own settings from the
+    ``warehouse`` resource."""
+    translator = SplitTranslator(destination.destination_type, destination.dataset)
+    pool = pool_for(destination)
+    # Describing the assets needs a pipeline object, not its folder: dlt creates one anyway,
+    # and it goes with the temporary folder.
+    with tempfile.TemporaryDirectory(prefix="analytics-assets-definitions-") as folder:
+        definition_pipeline = make_pipeline(destination, pipelines_dir=folder)
 
+    @dlt_assets(
+        dlt_source=_definition_source(SyncScope(), ORGANISATION_TABLES),
+        dlt_pipeline=definition_pipeline,
+        name="split_organisation_assets",
+        dagster_dlt_translator=translator,
+        pool=pool,
+    )
+    def split_organisation_assets(
+        context: AssetExecutionContext,
+        dlt: DagsterDltResource,
+        split_api: SplitApiResource,
+        warehouse: WarehouseResource,
+    ) -> Iterator[MaterializeResult | AssetMaterialization]:
+        yield from run_scoped_loads(context, dlt, split_api, warehouse, organisation_units())
 
-@dlt_assets(
-    dlt_source=_definition_source(SyncScope(workspace_ids=("definition",)), WORKSPACE_TABLES),
-    dlt_pipeline=_DEFINITION_PIPELINE,
-    name="split_workspace_assets",
-    dagster_dlt_translator=TRANSLATOR,
-    partitions_def=workspace_partitions,
-    backfill_policy=BackfillPolicy.single_run(),
-    pool=POOL,
-)
-def split_workspace_assets(
-    context: AssetExecutionContext,
-    dlt: DagsterDltResource,
-    split_api: SplitApiResource,
-    warehouse: WarehouseResource,
-) -> Iterator[MaterializeResult | AssetMaterialization]:
-    yield from run_scoped_loads(context, dlt, split_api, warehouse, workspace_units(context))
+    @dlt_assets(
+        dlt_source=_definition_source(SyncScope(workspace_ids=("definition",)), WORKSPACE_TABLES),
+        dlt_pipeline=definition_pipeline,
+        name="split_workspace_assets",
+        dagster_dlt_translator=translator,
+        partitions_def=workspace_partitions,
+        backfill_policy=BackfillPolicy.single_run(),
+        pool=pool,
+    )
+    def split_workspace_assets(
+        context: AssetExecutionContext,
+        dlt: DagsterDltResource,
+        split_api: SplitApiResource,
+        warehouse: WarehouseResource,
+    ) -> Iterator[MaterializeResult | AssetMaterialization]:
+        yield from run_scoped_loads(context, dlt, split_api, warehouse, workspace_units(context))
 
+    @dlt_assets(
+        dlt_source=_definition_source(
+            SyncScope(environments=(EnvironmentRef("definition", "definition"),)),
+            ENVIRONMENT_TABLES,
+        ),
+        dlt_pipeline=definition_pipeline,
+        name="split_environment_assets",
+        dagster_dlt_translator=translator,
+        partitions_def=environment_partitions,
+        backfill_policy=BackfillPolicy.single_run(),
+        pool=pool,
+    )
+    def split_environment_assets(
+        context: AssetExecutionContext,
+        dlt: DagsterDltResource,
+        split_api: SplitApiResource,
+        warehouse: WarehouseResource,
+    ) -> Iterator[MaterializeResult | AssetMaterialization]:
+        yield from run_scoped_loads(context, dlt, split_api, warehouse, environment_units(context))
 
-@dlt_assets(
-    dlt_source=_definition_source(
-        SyncScope(environments=(EnvironmentRef("definition", "definition"),)), ENVIRONMENT_TABLES
-    ),
-    dlt_pipeline=_DEFINITION_PIPELINE,
-    name="split_environment_assets",
-    dagster_dlt_translator=TRANSLATOR,
-    partitions_def=environment_partitions,
-    backfill_policy=BackfillPolicy.single_run(),
-    pool=POOL,
-)
-def split_environment_assets(
-    context: AssetExecutionContext,
-    dlt: DagsterDltResource,
-    split_api: SplitApiResource,
-    warehouse: WarehouseResource,
-) -> Iterator[MaterializeResult | AssetMaterialization]:
-    yield from run_scoped_loads(context, dlt, split_api, warehouse, environment_units(context))
-
-
-SPLIT_ASSETS = (split_organisation_assets, split_workspace_assets, split_environment_assets)
+    return (split_organisation_assets, split_workspace_assets, split_environment_assets)

@@ -21,7 +21,6 @@ from dagster import (
     multi_asset_check,
 )
 
-from analytics_assets.dagster_layer.assets import POOL, WAREHOUSE_IS_SINGLE_WRITER
 from analytics_assets.dagster_layer.policies import CADENCES, Cadence
 from analytics_assets.dagster_layer.resources import WarehouseResource
 from analytics_assets.dagster_layer.translator import GROUP_BY_TABLE, asset_key
@@ -224,7 +223,7 @@ def _evaluate(client: Any, check: QualityCheck) -> AssetCheckResult:
     )
 
 
-def _group_checks(group: str) -> Any:
+def _group_checks(group: str, pool: str | None) -> Any:
     checks = [c for c in QUALITY if GROUP_BY_TABLE[c.table] == group]
 
     @multi_asset_check(
@@ -233,7 +232,7 @@ def _group_checks(group: str) -> Any:
         can_subset=True,
         # Reads only: on DuckDB they queue with the writers for the file; elsewhere they must
         # not take API slots away from loads.
-        pool=POOL if WAREHOUSE_IS_SINGLE_WRITER else None,
+        pool=pool,
     )
     def quality(context: AssetCheckExecutionContext, warehouse: WarehouseResource):
         selected = context.selected_asset_check_keys
@@ -246,9 +245,12 @@ def _group_checks(group: str) -> Any:
     return quality
 
 
-QUALITY_CHECKS = tuple(
-    _group_checks(group) for group in ("split_organisation", "split_workspace", "split_environment")
-)
+def build_quality_checks(pool: str | None) -> tuple[Any, ...]:
+    """One multi-asset check per group; ``pool``: the writers' pool on DuckDB, else None."""
+    return tuple(
+        _group_checks(group, pool)
+        for group in ("split_organisation", "split_workspace", "split_environment")
+    )
 
 
 def current_time() -> float:

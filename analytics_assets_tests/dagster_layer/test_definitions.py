@@ -120,3 +120,28 @@ def test_the_location_name_the_cli_records_is_the_one_dagster_serves():
     (deployment,) = values["dagster-user-deployments"]["deployments"]
     env = {e["name"]: e["value"] for e in deployment["env"]}
     assert env["ANALYTICS_CODE_LOCATION"] == deployment["name"]
+
+
+def test_importing_the_code_location_does_no_work(tmp_path: Path):
+    """Importing the modules reads no setting and writes nothing; loading the location does."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SPLIT_", "ANALYTICS_"))}
+    # A setting that fails when read: the import must not read it.
+    env.update(ANALYTICS_DESTINATION="nosuch", TMPDIR=str(tmp_path), DAGSTER_HOME=str(tmp_path))
+    probe = (
+        "import analytics_assets.definitions as location\n"
+        "from analytics_assets.split_source import SplitConfigurationError\n"
+        "try:\n"
+        "    location.defs()\n"
+        "except SplitConfigurationError as error:\n"
+        "    print('LOADING FAILED:', error)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    assert "LOADING FAILED: ANALYTICS_DESTINATION='nosuch'" in result.stdout, result.stdout
+    assert list(tmp_path.iterdir()) == [], "the import or the failed load left files behind"

@@ -256,10 +256,13 @@ def test_code_location_loads_with_the_production_instance_on_postgres(
     # The production code location puts every load in the API pool, not DuckDB's writer pool.
     probe = subprocess.run(
         [sys.executable, "-c",
-         "from analytics_assets.dagster_layer.assets import POOL; print(POOL)"],
+         "from dagster import AssetsDefinition\n"
+         "from analytics_assets.definitions import build_definitions\n"
+         "assets = [a for a in build_definitions().assets if isinstance(a, AssetsDefinition)]\n"
+         "print({a.op.pool for a in assets if a.op.name.startswith('split_')})"],
         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
-    assert probe.stdout.strip().splitlines()[-1] == "split_api", probe.stderr
+    assert probe.stdout.strip().splitlines()[-1] == "{'split_api'}", probe.stderr
     _serve_and_check(env, tmp_path)
     # The instance the pods share (what the chart's migration job and the daemon open).
     info = subprocess.run(
