@@ -260,13 +260,14 @@ def command_sync(args: argparse.Namespace) -> int:
     stoppable = StoppableSync(
         get_instance, lambda: unfinished_sync_runs(home), exit_on_further_signal=True
     )
+
+    def progress(message: str) -> None:
+        # One line each, never wrapped: a path or a run id stays whole for copying, piped too.
+        console.print(f"  {message}", markup=False, highlight=False, soft_wrap=True)
+
     try:
         with _LiveRequests():
-            report = stoppable.run(
-                lambda: run_sync(
-                    build_definitions(), options, progress=lambda m: console.print(f"  {m}")
-                )
-            )
+            report = stoppable.run(lambda: run_sync(build_definitions(), options, progress))
     except SyncFailed as exc:
         # soft_wrap: the message stays one line for the terminal to wrap (and to copy whole)
         console.print(f"[bold red]sync failed:[/] {exc}", highlight=False, soft_wrap=True)

@@ -27,6 +27,12 @@ def test_sync_end_to_end_then_selections_and_freshness(sandbox_factory, tmp_path
     truth = sandbox.ground_truth()
     assert f"{truth['minimal_requests']['total']} API requests" in result.stdout
     assert (tmp_path / ".dagster_home" / "dagster.yaml").exists()  # project-local instance
+    # dbt's own output (hundreds of lines) goes to a file the sync names, not to stdout.
+    build_log = tmp_path / ".dagster_home" / "dbt" / "sync-build.log"
+    assert f"dbt's output: {build_log}" in result.stderr, result.stderr
+    assert "Completed successfully" in build_log.read_text()
+    assert "Completed successfully" not in result.stdout + result.stderr
+    assert len(result.stdout.splitlines()) < 40, result.stdout  # the summary table, and hints
     warehouse = WarehouseSettings(duckdb_path=str(tmp_path / "data" / "analytics.duckdb"))
     assert_matches_truth(warehouse, truth)
 

@@ -11,6 +11,7 @@
   so any dlt credential form (connection string, fields, secrets.toml) works for dbt too.
 """
 
+import contextlib
 import errno
 import json
 import os
@@ -54,6 +55,8 @@ TESTS_OF_SELECTED_MODELS_ONLY_TAG = "split/tests_of_selected_models_only"
 """A run tagged so runs only the tests whose models are all in it (dbt's cautious indirect
 selection). Otherwise dbt also runs a test of an unselected model that refers to a selected
 one, which fails when the unselected model was never built."""
+SYNC_BUILD_LOG = "sync-build.log"
+"""Where a sync's dbt build writes its output, in the instance home's dbt folder."""
 
 
 class SplitDbtTranslator(DagsterDbtTranslator):
@@ -244,18 +247,23 @@ def run_models_after_sync(
         if not buildable:
             return
     progress(f"Running {MODELS_JOB}: dbt build")
-    result = execute_job_run(
-        defs,
-        instance,
-        MODELS_JOB,
-        asset_selection=buildable if not_loaded else None,
-        asset_check_selection=checks if not_loaded else None,
-        tags={**tags, TESTS_OF_SELECTED_MODELS_ONLY_TAG: "true"} if not_loaded else tags,
-        run_config=QUIET_LOGGERS,
-    )
+    # dagster-dbt echoes every dbt event on stdout (a run's captured output in the UI): some
+    # 400 lines a build, which would bury the sync's own summary. They go to a file instead.
+    log_path = Path(instance.root_directory) / "dbt" / SYNC_BUILD_LOG
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "w", encoding="utf-8") as log, contextlib.redirect_stdout(log):
+        result = execute_job_run(
+            defs,
+            instance,
+            MODELS_JOB,
+            asset_selection=buildable if not_loaded else None,
+            asset_check_selection=checks if not_loaded else None,
+            tags={**tags, TESTS_OF_SELECTED_MODELS_ONLY_TAG: "true"} if not_loaded else tags,
+            run_config=QUIET_LOGGERS,
+        )
     if not result.success:
-        raise SyncFailed(_failure_message(result, MODELS_JOB))
-    progress(f"Finished {MODELS_JOB} ({result.run_id[:8]})")
+        raise SyncFailed(f"{_failure_message(result, MODELS_JOB)} dbt's output: {log_path}.")
+    progress(f"Finished {MODELS_JOB} ({result.run_id[:8]}); dbt's output: {log_path}")
 
 
 def _models_by_loaded_tables(
