@@ -17,8 +17,12 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/analytics-assets demo
 
+# Two pytest-xdist workers: most tests wait on HTTP, processes or Dagster's runs, and two share
+# a 2-core machine well. The reliability suite stays in one worker (analytics_assets_tests/conftest.py).
+TEST_WORKERS ?= 2
+
 test: $(STAMP)
-	RUNTIME__DLTHUB_TELEMETRY=false $(BIN)/pytest $(PYTEST_ARGS)
+	RUNTIME__DLTHUB_TELEMETRY=false $(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
 	RUNTIME__DLTHUB_TELEMETRY=false $(BIN)/pytest -m "not slow and not browser and not postgres" $(PYTEST_ARGS)

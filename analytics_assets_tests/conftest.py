@@ -56,3 +56,15 @@ def project_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     # Fast retries in tests; the production default keeps the original config's factor 2.
     monkeypatch.setenv("SPLIT_BACKOFF_FACTOR", "0.05")
     return tmp_path
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """How ``make test`` shares the tests between its pytest-xdist workers (``--dist
+    loadgroup``): a file at a time, except the reliability suite, which stays in one worker
+    whole. Its secret scan runs last and reads what every other reliability run left, which
+    another worker's runs would not have told it."""
+    root = Path(__file__).parent
+    for item in items:
+        relative = Path(str(item.path)).relative_to(root)
+        group = "reliability" if relative.parts[0] == "reliability" else str(relative)
+        item.add_marker(pytest.mark.xdist_group(group))

@@ -18,12 +18,13 @@ from pathlib import Path
 import pytest
 
 from analytics_assets.sandbox.process import SandboxProcess
-from analytics_assets_tests.reliability.harness import Figures, Project
+from analytics_assets_tests.reliability.harness import Figure, Figures, Project
 
 SECRET = "sk-RELIABILITY-" + secrets.token_hex(16)
 """The API key of every run in this suite; it must appear in no output at all."""
 
 FIGURES = Figures()
+FIGURES_OUTPUT = "reliability_figures"
 
 
 class Ledger:
@@ -155,6 +156,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in last:
         items.remove(item)
         items.append(item)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Under pytest-xdist the figures are measured in a worker: send them to the controller,
+    which prints them (``pytest_testnodedown``)."""
+    output = getattr(session.config, "workeroutput", None)
+    if output is not None and FIGURES.items:
+        output[FIGURES_OUTPUT] = json.loads(json.dumps(FIGURES.as_json(), default=str))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:  # type: ignore[no-untyped-def]
+    for item in getattr(node, "workeroutput", {}).get(FIGURES_OUTPUT, []):
+        FIGURES.items.append(Figure(**item))
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # type: ignore[no-untyped-def]
