@@ -22,7 +22,7 @@ demo: $(STAMP)
 TEST_WORKERS ?= 2
 
 test: $(STAMP)
-	RUNTIME__DLTHUB_TELEMETRY=false $(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	RUNTIME__DLTHUB_TELEMETRY=false $(BIN)/pytest -n $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
 	RUNTIME__DLTHUB_TELEMETRY=false $(BIN)/pytest -m "not slow and not browser and not postgres" $(PYTEST_ARGS)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -58,13 +59,23 @@ def project_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """How ``make test`` shares the tests between its pytest-xdist workers (``--dist
-    loadgroup``): a file at a time, except the reliability suite, which stays in one worker
-    whole. Its secret scan runs last and reads what every other reliability run left, which
-    another worker's runs would not have told it."""
-    root = Path(__file__).parent
-    for item in items:
-        relative = Path(str(item.path)).relative_to(root)
-        group = "reliability" if relative.parts[0] == "reliability" else str(relative)
-        item.add_marker(pytest.mark.xdist_group(group))
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """How ``make test`` (``-n 2 --dist loadscope``) shares the tests between its pytest-xdist
+    workers: a file at a time, except the reliability suite, which stays in one worker whole.
+    Its secret scan runs last and reads what every other reliability run left, which another
+    worker's runs would not have told it. (``xdist_group`` marks would say the same, but
+    pytest-xdist 3.8 cannot apply them under pytest 9.)"""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByFileReliabilityWhole(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return RELIABILITY_SUITE if path.startswith(RELIABILITY_SUITE) else path
+
+    return ByFileReliabilityWhole(config, log)
+
+
+RELIABILITY_SUITE = "analytics_assets_tests/reliability/"

@@ -482,21 +482,6 @@ def dlt_folders(root: Path) -> list[Path]:
     return sorted(root.glob("run-*"), key=_mtime)
 
 
-def wait_for_dlt_run(root: Path, number: int, timeout: float = 300) -> bool:
-    """Wait until the ``number``-th new dlt run under ``root`` has its pipeline folder, which
-    it creates under the DuckDB writer lock (so the run now holds the lock)."""
-    known = set(dlt_folders(root))
-    seen: list[Path] = []
-
-    def reached() -> bool:
-        for folder in dlt_folders(root):
-            if folder not in known and folder not in seen:
-                seen.append(folder)
-        return len(seen) >= number and (seen[number - 1] / "split").exists()
-
-    return wait_until(reached, timeout=timeout, interval=0.005)
-
-
 def dlt_phase(folder: Path) -> str:
     """The phase of the dlt run working in ``folder`` (or killed there).
 

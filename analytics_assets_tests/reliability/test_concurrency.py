@@ -22,7 +22,12 @@ import pytest
 from dagster import DagsterEventType, DagsterInstance
 
 from analytics_assets.dagster_layer.sync import QUIET_LOGGERS
-from analytics_assets_tests.reliability.harness import Project, duplicate_keys, wait_for_dlt_run
+from analytics_assets_tests.reliability.harness import (
+    Project,
+    dlt_folders,
+    duplicate_keys,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -110,8 +115,15 @@ def test_cli_and_dagster_materialization_at_once(instance, make_project, figures
     logging.getLogger("analytics_assets.warehouse").addHandler(handler)
     try:
         running = project.start_cli("sync")
-        # Start the materialization while the CLI's third run (environments) is loading.
-        assert wait_for_dlt_run(project.dlt_working, 3), running.stderr
+        # Start the materialization while the CLI's third run (environments) is loading: its
+        # dlt folder is the only one once it has started (a finished run removes its own), so
+        # a poll that misses the short runs before it on a busy machine cannot miscount.
+        running.wait_for_stderr("Running split_environment_refresh")
+        assert wait_until(
+            lambda: any((folder / "split").exists() for folder in dlt_folders(project.dlt_working)),
+            timeout=300,
+            interval=0.005,
+        ), running.stderr
         started = time.monotonic()
         with other.environment():
             from dagster import DagsterInstance
