@@ -115,32 +115,33 @@ def test_cli_and_dagster_materialization_at_once(instance, make_project, figures
     logging.getLogger("analytics_assets.warehouse").addHandler(handler)
     try:
         running = project.start_cli("sync")
-        # Start the materialization while the CLI's third run (environments) is loading: its
-        # dlt folder is the only one once it has started (a finished run removes its own), so
-        # a poll that misses the short runs before it on a busy machine cannot miscount.
-        running.wait_for_stderr("Running split_environment_refresh")
-        assert wait_until(
-            lambda: any((folder / "split").exists() for folder in dlt_folders(project.dlt_working)),
-            timeout=300,
-            interval=0.005,
-        ), running.stderr
-        started = time.monotonic()
         with other.environment():
             from dagster import DagsterInstance
 
             from analytics_assets.dagster_layer.instance import ensure_instance_home
 
             ensure_instance_home()  # the shipped dagster.yaml: the writer pool, limit 1
+            # Built before the wait, so that the run starts at once when the CLI's load does.
+            job = build_definitions().resolve_job_def("split_organisation_refresh")
             with DagsterInstance.get() as dagster_instance:
-                result = (
-                    build_definitions()
-                    .resolve_job_def("split_organisation_refresh")
-                    .execute_in_process(
-                        instance=dagster_instance,
-                        tags={"split/launched_by": "reliability test (as the UI)"},
-                        run_config=QUIET_LOGGERS,
-                        raise_on_error=False,
-                    )
+                # Start the materialization while the CLI's third run (environments) is
+                # loading: its dlt folder is the only one once it has started (a finished run
+                # removes its own), so a poll that misses the short runs before it on a busy
+                # machine cannot miscount.
+                running.wait_for_stderr("Running split_environment_refresh")
+                assert wait_until(
+                    lambda: any(
+                        (folder / "split").exists() for folder in dlt_folders(project.dlt_working)
+                    ),
+                    timeout=300,
+                    interval=0.005,
+                ), running.stderr
+                started = time.monotonic()
+                result = job.execute_in_process(
+                    instance=dagster_instance,
+                    tags={"split/launched_by": "reliability test (as the UI)"},
+                    run_config=QUIET_LOGGERS,
+                    raise_on_error=False,
                 )
         materialization_seconds = time.monotonic() - started
         cli = running.result()
