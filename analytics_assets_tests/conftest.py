@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -79,3 +80,44 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
 
 RELIABILITY_SUITE = "analytics_assets_tests/reliability/"
+
+
+# The reliability suite's figures: measured in a test process, printed by the one that reports.
+FIGURES_OUTPUT = "reliability_figures"
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Under pytest-xdist the figures are measured in a worker: send them to the controller,
+    which prints them (``pytest_testnodedown``)."""
+    from analytics_assets_tests.reliability.harness import FIGURES
+
+    output = getattr(session.config, "workeroutput", None)
+    if output is not None and FIGURES.items:
+        output[FIGURES_OUTPUT] = json.loads(json.dumps(FIGURES.as_json(), default=str))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    from analytics_assets_tests.reliability.harness import FIGURES, Figure
+
+    for item in getattr(node, "workeroutput", {}).get(FIGURES_OUTPUT, []):
+        FIGURES.items.append(Figure(**item))
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    from analytics_assets_tests.reliability.harness import FIGURES
+
+    if not FIGURES.items:
+        return
+    data = FIGURES.as_json()
+    target = os.environ.get("RELIABILITY_FIGURES") or str(
+        Path(str(config._tmp_path_factory.getbasetemp())) / "reliability-figures.json"
+    )
+    Path(target).write_text(json.dumps(data, indent=2, default=str))
+    terminalreporter.section("reliability figures")
+    for figure in FIGURES.items:
+        numbers = ", ".join(f"{k}={v}" for k, v in figure.numbers.items())
+        terminalreporter.write_line(
+            f"[{figure.group}] {figure.case} via {figure.entry}: {figure.outcome}; {numbers}"
+        )
+    terminalreporter.write_line(f"(written to {target})")

@@ -4,7 +4,6 @@ everything the runs wrote (scanned for that key at the end), and the measured fi
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import re
@@ -18,13 +17,10 @@ from pathlib import Path
 import pytest
 
 from analytics_assets.sandbox.process import SandboxProcess
-from analytics_assets_tests.reliability.harness import Figure, Figures, Project
+from analytics_assets_tests.reliability.harness import FIGURES, Figures, Project
 
 SECRET = "sk-RELIABILITY-" + secrets.token_hex(16)
 """The API key of every run in this suite; it must appear in no output at all."""
-
-FIGURES = Figures()
-FIGURES_OUTPUT = "reliability_figures"
 
 
 class Ledger:
@@ -156,34 +152,3 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in last:
         items.remove(item)
         items.append(item)
-
-
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Under pytest-xdist the figures are measured in a worker: send them to the controller,
-    which prints them (``pytest_testnodedown``)."""
-    output = getattr(session.config, "workeroutput", None)
-    if output is not None and FIGURES.items:
-        output[FIGURES_OUTPUT] = json.loads(json.dumps(FIGURES.as_json(), default=str))
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_testnodedown(node, error) -> None:  # type: ignore[no-untyped-def]
-    for item in getattr(node, "workeroutput", {}).get(FIGURES_OUTPUT, []):
-        FIGURES.items.append(Figure(**item))
-
-
-def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # type: ignore[no-untyped-def]
-    if not FIGURES.items:
-        return
-    data = FIGURES.as_json()
-    target = os.environ.get("RELIABILITY_FIGURES") or str(
-        Path(str(config._tmp_path_factory.getbasetemp())) / "reliability-figures.json"
-    )
-    Path(target).write_text(json.dumps(data, indent=2, default=str))
-    terminalreporter.section("reliability figures")
-    for figure in FIGURES.items:
-        numbers = ", ".join(f"{k}={v}" for k, v in figure.numbers.items())
-        terminalreporter.write_line(
-            f"[{figure.group}] {figure.case} via {figure.entry}: {figure.outcome}; {numbers}"
-        )
-    terminalreporter.write_line(f"(written to {target})")

@@ -677,6 +677,11 @@ class Figures:
         return [f.__dict__ for f in self.items]
 
 
+FIGURES = Figures()
+"""The reliability suite's figures, printed at the end of the session (the top-level
+conftest, which the controller of a pytest-xdist run loads too)."""
+
+
 def server_faults(sandbox: SandboxProcess) -> dict[str, int]:
     stats = sandbox.stats()
     faults = dict(stats.get("faults", {}))
