@@ -72,7 +72,7 @@ from analytics_assets.split_source.pacing import RateLimiter
 from analytics_assets.storage_errors import storage_failure
 from analytics_assets.warehouse import (
     WarehouseSettings,
-    check_destination,
+    connected,
     drop_run_staging,
     make_pipeline,
     use_system_allocator_for_arrow,
@@ -190,8 +190,8 @@ def run_scoped_loads(
             cancel_on_interrupt(cancellation),
             owned_working_dir(root, f"run-{context.run.run_id}") as folder,
             writer_lock(warehouse_settings),
+            connected(warehouse_settings),
         ):
-            check_destination(warehouse_settings)
             scopes = _ScopeWorkers(
                 _WorkerSetup(
                     folder, settings, warehouse_settings, context.run.run_id, cancellation, limiter
@@ -596,46 +596,55 @@ def _extract(
 def _scope_metadata(
     dlt: DagsterDltResource, pipeline: Any, extracted: _Extracted
 ) -> dict[str, dict[str, Any]]:
-    """Per table of a loaded scope, its materialization's metadata (read right after the load)."""
+    """Per table of a loaded scope, its materialization's metadata (read right after the load).
+
+    One schema copy and one connection for the whole scope: each ``sql_client()`` resolves
+    dlt's destination configuration again, which cost more CPU than the queries themselves."""
     unit = extracted.unit
+    schema = _schema_copy(pipeline)
     by_table = {}
-    for table in unit.tables:
-        metadata = _table_metadata(dlt, pipeline, table)
-        metadata.update(
-            {
-                # The package's own figures, not the whole load's (scopes share a load).
-                "rows_loaded": MetadataValue.int(extracted.row_counts.get(table, 0)),
-                "split/load_id": extracted.load_id,
-                "split/scope": unit.label,
-                "split/requests": extracted.stats.by_endpoint.get(table, 0),
-                "split/scope_requests": extracted.stats.requests,
-                "split/scope_retries": extracted.stats.retries,
-                "split/scope_rate_limited": extracted.stats.rate_limited,
-                "split/scope_rate_limit_wait_seconds": round(
-                    extracted.stats.rate_limit_wait_seconds, 3
-                ),
-            }
-        )
-        if unit.partition is not None:
-            metadata["split/partition_names"] = MetadataValue.json(
-                {unit.partition: unit.partition_name or unit.partition}
+    with pipeline.sql_client() as client:
+        counts = _row_counts(client, unit.tables, unit.partition)
+        for table in unit.tables:
+            metadata = _table_metadata(dlt, pipeline, schema, table)
+            metadata.update(
+                {
+                    # The package's own figures, not the whole load's (scopes share a load).
+                    "rows_loaded": MetadataValue.int(extracted.row_counts.get(table, 0)),
+                    "split/load_id": extracted.load_id,
+                    "split/scope": unit.label,
+                    "split/requests": extracted.stats.by_endpoint.get(table, 0),
+                    "split/scope_requests": extracted.stats.requests,
+                    "split/scope_retries": extracted.stats.retries,
+                    "split/scope_rate_limited": extracted.stats.rate_limited,
+                    "split/scope_rate_limit_wait_seconds": round(
+                        extracted.stats.rate_limit_wait_seconds, 3
+                    ),
+                }
             )
-            metadata["dagster/partition_row_count"] = MetadataValue.int(
-                _row_count(pipeline, table, unit.partition)
-            )
-        else:
-            metadata["dagster/row_count"] = MetadataValue.int(_row_count(pipeline, table))
-        if asset_key(table) in (WORKSPACES_KEY, ENVIRONMENTS_KEY):
-            metadata[LISTING_METADATA_KEY] = MetadataValue.json(_listing(pipeline, table))
-        by_table[table] = metadata
+            if unit.partition is not None:
+                metadata["split/partition_names"] = MetadataValue.json(
+                    {unit.partition: unit.partition_name or unit.partition}
+                )
+                metadata["dagster/partition_row_count"] = MetadataValue.int(counts[table])
+            else:
+                metadata["dagster/row_count"] = MetadataValue.int(counts[table])
+            if asset_key(table) in (WORKSPACES_KEY, ENVIRONMENTS_KEY):
+                metadata[LISTING_METADATA_KEY] = MetadataValue.json(_listing(client, table))
+            by_table[table] = metadata
     return by_table
 
 
-def _table_metadata(dlt: DagsterDltResource, pipeline: Any, table: str) -> dict[str, Any]:
-    """What dagster-dlt records for a table: its columns (child tables too) and location."""
+def _schema_copy(pipeline: Any) -> Any:
     # A copy: dagster-dlt's helper pops each column's data type from the schema it is given,
     # and the run's later packages are extracted onto the live one.
-    schema = pipeline.default_schema.clone()
+    return pipeline.default_schema.clone()
+
+
+def _table_metadata(
+    dlt: DagsterDltResource, pipeline: Any, schema: Any, table: str
+) -> dict[str, Any]:
+    """What dagster-dlt records for a table: its columns (child tables too) and location."""
     name = schema.naming.normalize_table_identifier(table)
     destination = pipeline.destination.destination_name
     children = {
@@ -655,20 +664,23 @@ def _table_metadata(dlt: DagsterDltResource, pipeline: Any, table: str) -> dict[
     }
 
 
-def _row_count(pipeline: Any, table: str, partition: str | None = None) -> int:
-    """Rows the table holds now (current versions of a history table), in one partition."""
+def _row_counts(client: Any, tables: Sequence[str], partition: str | None) -> dict[str, int]:
+    """Rows each table holds now (current versions of a history table), in one partition."""
+    return {table: _row_count(client, table, partition) for table in tables}
+
+
+def _row_count(client: Any, table: str, partition: str | None) -> int:
     endpoint = ENDPOINTS_BY_TABLE[table]
     conditions = ["_dlt_valid_to IS NULL"] if endpoint.history else []
     if partition is not None:
         column = "environment_id" if endpoint.scope == "environment" else "workspace_id"
         conditions.append(f"{column} = '" + partition.replace("'", "''") + "'")
     where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
-    with pipeline.sql_client() as client:
-        name = client.make_qualified_table_name(table)
-        try:
-            return int(client.execute_sql(f"SELECT count(*) FROM {name}{where}")[0][0])
-        except DatabaseUndefinedRelation:
-            return 0  # no load has created the table yet (nothing to load so far)
+    name = client.make_qualified_table_name(table)
+    try:
+        return int(client.execute_sql(f"SELECT count(*) FROM {name}{where}")[0][0])
+    except DatabaseUndefinedRelation:
+        return 0  # no load has created the table yet (nothing to load so far)
 
 
 def _run_summaries(
@@ -686,14 +698,17 @@ def _run_summaries(
     partition of the run, with the run's totals.
     """
     names = {u.partition: u.partition_name or u.partition for u in units if u.partition}
+    schema = _schema_copy(pipeline)
+    with pipeline.sql_client() as client:
+        counts = _row_counts(client, tables, None)
     for table in tables:
         yield MaterializeResult(
             asset_key=asset_key(table),
             metadata={
-                **_table_metadata(dlt, pipeline, table),  # columns, location
+                **_table_metadata(dlt, pipeline, schema, table),  # columns, location
                 RUN_SUMMARY_METADATA_KEY: True,
                 "split/partition_names": MetadataValue.json(names),
-                "dagster/row_count": MetadataValue.int(_row_count(pipeline, table)),
+                "dagster/row_count": MetadataValue.int(counts[table]),
                 "split/run_requests": totals.requests,
                 "split/run_retries": totals.retries,
                 "split/run_rate_limited": totals.rate_limited,
@@ -702,10 +717,10 @@ def _run_summaries(
         )
 
 
-def _listing(pipeline: Any, table: str) -> list[dict[str, Any]]:
+def _listing(client: Any, table: str) -> list[dict[str, Any]]:
     columns = "id, name, workspace_id, production" if table == "environments" else "id, name"
     query = f"SELECT {columns} FROM {table} ORDER BY id"
-    with pipeline.sql_client() as client, client.execute_query(query) as cursor:
+    with client.execute_query(query) as cursor:
         # lower-case: Snowflake returns upper-case identifiers
         names = [d[0].lower() for d in cursor.description]
         rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]

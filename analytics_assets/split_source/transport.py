@@ -219,6 +219,8 @@ class SplitTransport:
                 if status == 429:
                     wait = server_wait(response)
                     if wait is not None:
+                        if self.pacer.rate is not None:
+                            self.pacer.widen_margin()  # paced, and still too close together
                         extension = self.flow.hold(wait[0], wait[1], context.where)
                         self.stats.add(rate_limited=1, rate_limit_wait=extension)
                         logger.info(

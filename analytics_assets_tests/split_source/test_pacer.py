@@ -48,3 +48,17 @@ def test_a_rate_below_one_a_second_spaces_requests():
     slots = [pacer.reserve() for _ in range(4)]
     gaps = [b - a for a, b in zip(slots, slots[1:], strict=False)]
     assert all(abs(gap - 2.0) < 1e-6 for gap in gaps), gaps
+
+
+def test_a_429_while_paced_widens_the_margin_up_to_its_cap():
+    # A 429 under a known limit means starts arrived closer together than they left (a busy
+    # interpreter delays some sends): every later window leaves more room, within a bound.
+    rate = 20
+    pacer = RequestPacer(max_requests_per_second=rate)
+    pacer.widen_margin()
+    slots = [pacer.reserve() for _ in range(3 * rate)]
+    spans = [slots[i + rate] - slots[i] for i in range(len(slots) - rate)]
+    assert min(spans) >= 1.0 + 2 * RequestPacer.JITTER - 1e-9
+    for _ in range(10):
+        pacer.widen_margin()
+    assert pacer.margin == RequestPacer.MAX_MARGIN
