@@ -37,8 +37,7 @@ def build_definitions(executor: ExecutorDefinition = in_process_executor) -> Def
     """
     warehouse = warehouse_from_environment()
     destination = warehouse.settings()
-    pool = pool_for(destination)
-    models = build_model_assets(pool)
+    models = build_model_assets(pool_for(destination))
     return Definitions(
         assets=[
             *with_cadences(
@@ -47,9 +46,7 @@ def build_definitions(executor: ExecutorDefinition = in_process_executor) -> Def
             models,
         ],
         asset_checks=[
-            # Reads only: on DuckDB they queue with the writers for the file; elsewhere they
-            # must not take API slots away from loads.
-            *build_quality_checks(pool if destination.single_writer else None),
+            *build_quality_checks(destination),
             *FRESHNESS_CHECKS,
         ],
         jobs=[*SPLIT_JOBS, models_job(models)],

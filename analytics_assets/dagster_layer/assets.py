@@ -12,7 +12,8 @@ only itself.
 """
 
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from dagster import (
@@ -120,67 +121,77 @@ def environment_units(context: AssetExecutionContext) -> list[LoadUnit]:
     ]
 
 
+@dataclass(frozen=True)
+class _SplitAssetGroup:
+    """One of the three multi-assets: what it loads, how it is partitioned, its scopes."""
+
+    name: str
+    tables: Sequence[str]
+    definition_scope: SyncScope
+    units: Callable[[AssetExecutionContext], list[LoadUnit]]
+    partitions_def: Any = None
+
+
+SPLIT_ASSET_GROUPS = (
+    _SplitAssetGroup(
+        "split_organisation_assets",
+        ORGANISATION_TABLES,
+        SyncScope(),
+        lambda context: organisation_units(),
+    ),
+    _SplitAssetGroup(
+        "split_workspace_assets",
+        WORKSPACE_TABLES,
+        SyncScope(workspace_ids=("definition",)),
+        workspace_units,
+        workspace_partitions,
+    ),
+    _SplitAssetGroup(
+        "split_environment_assets",
+        ENVIRONMENT_TABLES,
+        SyncScope(environments=(EnvironmentRef("definition", "definition"),)),
+        environment_units,
+        environment_partitions,
+    ),
+)
+
+
 def build_split_assets(destination: WarehouseSettings) -> tuple[AssetsDefinition, ...]:
     """The three Split multi-assets, described for ``destination`` (it names the tables'
     relations, and its kind picks the pool). Runs read their own settings from the
     ``warehouse`` resource."""
     translator = SplitTranslator(destination.destination_type, destination.dataset)
-    pool = pool_for(destination)
     # Describing the assets needs a pipeline object, not its folder: dlt creates one anyway,
     # and it goes with the temporary folder.
     with tempfile.TemporaryDirectory(prefix="analytics-assets-definitions-") as folder:
         definition_pipeline = make_pipeline(destination, pipelines_dir=folder)
+    return tuple(
+        _split_assets(group, definition_pipeline, translator, pool_for(destination))
+        for group in SPLIT_ASSET_GROUPS
+    )
+
+
+def _split_assets(
+    group: _SplitAssetGroup, pipeline: Any, translator: SplitTranslator, pool: str
+) -> AssetsDefinition:
+    partitioned = group.partitions_def is not None
 
     @dlt_assets(
-        dlt_source=_definition_source(SyncScope(), ORGANISATION_TABLES),
-        dlt_pipeline=definition_pipeline,
-        name="split_organisation_assets",
+        dlt_source=_definition_source(group.definition_scope, group.tables),
+        dlt_pipeline=pipeline,
+        name=group.name,
         dagster_dlt_translator=translator,
+        partitions_def=group.partitions_def,
+        # one run loads a whole range of partitions, each its own scope (see scoped_load)
+        backfill_policy=BackfillPolicy.single_run() if partitioned else None,
         pool=pool,
     )
-    def split_organisation_assets(
+    def split_assets(
         context: AssetExecutionContext,
         dlt: DagsterDltResource,
         split_api: SplitApiResource,
         warehouse: WarehouseResource,
     ) -> Iterator[MaterializeResult | AssetMaterialization]:
-        yield from run_scoped_loads(context, dlt, split_api, warehouse, organisation_units())
+        yield from run_scoped_loads(context, dlt, split_api, warehouse, group.units(context))
 
-    @dlt_assets(
-        dlt_source=_definition_source(SyncScope(workspace_ids=("definition",)), WORKSPACE_TABLES),
-        dlt_pipeline=definition_pipeline,
-        name="split_workspace_assets",
-        dagster_dlt_translator=translator,
-        partitions_def=workspace_partitions,
-        backfill_policy=BackfillPolicy.single_run(),
-        pool=pool,
-    )
-    def split_workspace_assets(
-        context: AssetExecutionContext,
-        dlt: DagsterDltResource,
-        split_api: SplitApiResource,
-        warehouse: WarehouseResource,
-    ) -> Iterator[MaterializeResult | AssetMaterialization]:
-        yield from run_scoped_loads(context, dlt, split_api, warehouse, workspace_units(context))
-
-    @dlt_assets(
-        dlt_source=_definition_source(
-            SyncScope(environments=(EnvironmentRef("definition", "definition"),)),
-            ENVIRONMENT_TABLES,
-        ),
-        dlt_pipeline=definition_pipeline,
-        name="split_environment_assets",
-        dagster_dlt_translator=translator,
-        partitions_def=environment_partitions,
-        backfill_policy=BackfillPolicy.single_run(),
-        pool=pool,
-    )
-    def split_environment_assets(
-        context: AssetExecutionContext,
-        dlt: DagsterDltResource,
-        split_api: SplitApiResource,
-        warehouse: WarehouseResource,
-    ) -> Iterator[MaterializeResult | AssetMaterialization]:
-        yield from run_scoped_loads(context, dlt, split_api, warehouse, environment_units(context))
-
-    return (split_organisation_assets, split_workspace_assets, split_environment_assets)
+    return split_assets

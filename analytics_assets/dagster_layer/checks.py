@@ -21,11 +21,12 @@ from dagster import (
     multi_asset_check,
 )
 
+from analytics_assets.dagster_layer.assets import pool_for
 from analytics_assets.dagster_layer.policies import CADENCES, Cadence
 from analytics_assets.dagster_layer.resources import WarehouseResource
 from analytics_assets.dagster_layer.translator import GROUP_BY_TABLE, asset_key
 from analytics_assets.split_source import ENDPOINTS
-from analytics_assets.warehouse import warehouse_reader, writer_lock
+from analytics_assets.warehouse import WarehouseSettings, warehouse_reader, writer_lock
 
 SAMPLE_ROWS = 5
 
@@ -245,8 +246,11 @@ def _group_checks(group: str, pool: str | None) -> Any:
     return quality
 
 
-def build_quality_checks(pool: str | None) -> tuple[Any, ...]:
-    """One multi-asset check per group; ``pool``: the writers' pool on DuckDB, else None."""
+def build_quality_checks(destination: WarehouseSettings) -> tuple[Any, ...]:
+    """One multi-asset check per group. The checks only read: on DuckDB they queue with the
+    writers for the file (the writers' pool); elsewhere they take no pool, so they never
+    hold an API slot that a load could use."""
+    pool = pool_for(destination) if destination.single_writer else None
     return tuple(
         _group_checks(group, pool)
         for group in ("split_organisation", "split_workspace", "split_environment")

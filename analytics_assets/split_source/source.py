@@ -315,7 +315,7 @@ class _Tables:
 
     def child_table(self, endpoint: Endpoint, parent: DltResource) -> DltResource:
         fetch = (
-            self._environment_scope if endpoint.scope == "environment" else self._workspace_scope
+            self._environment_scope if endpoint.scope == "environment" else self.workspace_scope
         )
         if endpoint.parent == "traffic_types":
             fetch = self._traffic_type_scope
@@ -331,7 +331,8 @@ class _Tables:
         resource.add_step(MaterializeEmptyScope())
         return resource
 
-    def _workspace_scope(self, endpoint: Endpoint, workspace: dict[str, Any]) -> list[dict]:
+    def workspace_scope(self, endpoint: Endpoint, workspace: dict[str, Any]) -> list[dict]:
+        """One workspace's rows of a workspace-scoped endpoint, each with its workspace id."""
         workspace_id = str(workspace["id"])
         records = self.read(
             endpoint, {"workspace_id": workspace_id}, (("workspace", workspace_id),)
@@ -446,7 +447,7 @@ def read_listing(settings: SplitSettings) -> tuple[list[dict[str, Any]], list[di
     return workspaces, [
         environment
         for workspace in workspaces
-        for environment in tables._workspace_scope(environments, workspace)
+        for environment in tables.workspace_scope(environments, workspace)
     ]
 
 
