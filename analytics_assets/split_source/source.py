@@ -314,9 +314,7 @@ class _Tables:
         return dlt.resource(workspaces, **self.resource_options(endpoint))
 
     def child_table(self, endpoint: Endpoint, parent: DltResource) -> DltResource:
-        fetch = (
-            self._environment_scope if endpoint.scope == "environment" else self.workspace_scope
-        )
+        fetch = self._environment_scope if endpoint.scope == "environment" else self.workspace_scope
         if endpoint.parent == "traffic_types":
             fetch = self._traffic_type_scope
 
