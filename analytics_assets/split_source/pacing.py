@@ -24,6 +24,30 @@ from analytics_assets.split_source.errors import SplitRateLimitError
 Sleep = Callable[[float], None]
 
 
+class Start:
+    """One request's place in the rate-limit window, from ``RequestPacer.acquire``.
+
+    Pending until the transport reports the request written to its socket (``sent``): only
+    then does the server see it, and a request can wait long after it was let go (for a
+    free in-flight place, a new connection's handshake, or a busy interpreter)."""
+
+    __slots__ = ("waited", "at")
+
+    def __init__(self, waited: float) -> None:
+        self.waited = waited
+        """Seconds ``acquire`` waited for this start."""
+        self.at: float | None = None
+        """When the request was sent (``time.monotonic()``); None while pending."""
+
+    def sent(self) -> None:
+        if self.at is None:
+            self.at = time.monotonic()
+
+    settle = sent
+    """Called once the attempt is over, sent or not: a request that failed before the hook
+    saw it sent counts as sent now, the cautious reading."""
+
+
 class RequestPacer:
     """Keeps request starts under the rate limit, shared by every thread of a sync.
 
@@ -34,14 +58,20 @@ class RequestPacer:
     is what the server's window leaves this client (the median of recent estimates).
     Requests of other clients of the same org count against ``remaining``, so the estimate
     already leaves them their share.
+
+    The window is kept on the moments requests were *sent*, not let go: a request let go on
+    time but sent late (it waited for an in-flight place or for the interpreter) reaches the
+    server late, and the requests after it, counted from its earlier moment, would reach it
+    inside the same window: 4 to 13 429s a demo sync through Dagster at 20/s, whose loads
+    keep the interpreter busy. Requests let go and not yet sent count as inside the window.
     """
 
     WINDOW_SECONDS = 1.0
     # Split counts requests in a sliding one-second window; starting R requests a little more
     # than a second apart absorbs network jitter that would squeeze R + 1 into one window.
     JITTER = 0.03
-    MAX_MARGIN = 0.24
-    """The widest margin ``widen_margin`` goes to: 24 % below the limit at most."""
+    PENDING_POLL_SECONDS = 0.02
+    """How often a start that waits on requests let go but not yet sent looks again."""
     ESTIMATES_KEPT = 21
 
     def __init__(self, max_requests_per_second: float | None, sleep: Sleep = time.sleep) -> None:
@@ -51,25 +81,9 @@ class RequestPacer:
         self._next_slot = 0.0
         self._paused_until = 0.0
         self._booked: deque[float] = deque()
-        self._started: deque[float] = deque()
+        self._starts: list[Start] = []
         self._answered: deque[float] = deque()
-        self._margin = self.JITTER
         self._lock = threading.Lock()
-
-    @property
-    def margin(self) -> float:
-        """Seconds beyond the window that R starts are kept apart (see ``widen_margin``)."""
-        return self._margin
-
-    def widen_margin(self) -> None:
-        """A 429 while paced means starts reached the server closer together than they left
-        here: on a busy machine a thread that may start waits for the interpreter before it
-        sends. Double the margin (up to ``MAX_MARGIN``) for the rest of this pacer's life: a
-        few per cent of the limit costs less than the shared pause every 429 brings.
-        Measured on a demo sync through Dagster at 20/s, whose loads keep the interpreter
-        busy: 4 to 13 429s a sync with the fixed 30 ms margin."""
-        with self._lock:
-            self._margin = min(self.MAX_MARGIN, self._margin * 2)
 
     @property
     def rate(self) -> float | None:
@@ -80,19 +94,20 @@ class RequestPacer:
             return max(1.0, float(statistics.median_low(self._estimates)))
         return None
 
-    def acquire(self) -> float:
-        """Block until this request may start; returns the seconds waited."""
+    def acquire(self) -> Start:
+        """Block until this request may start; the caller reports it sent (``Start.sent``)
+        and, whatever happened, settled (``Start.settle``)."""
         waited = self._sleep_until(self.reserve())
-        # A stalled machine can wake several sleeping threads at once: check the real start
-        # times too, so a burst never puts R + 1 requests into one window.
+        # A stalled machine can wake several sleeping threads at once: check the starts
+        # themselves too, so a burst never puts R + 1 requests into one window.
         while True:
             with self._lock:
                 now = time.monotonic()
-                delay = max(self._window_delay(self._started, now), self._paused_until - now)
+                delay = max(self._start_delay(now), self._paused_until - now)
                 if delay <= 0:
-                    self._started.append(now)
-                    self._prune(self._started, now - 2 * self.WINDOW_SECONDS)
-                    return waited
+                    start = Start(waited)
+                    self._starts.append(start)
+                    return start
             waited += self._sleep_until(now + delay)
 
     def reserve(self) -> float:
@@ -115,7 +130,25 @@ class RequestPacer:
         allowed = int(rate) if rate else 0
         if allowed < 1 or len(starts) < allowed:
             return 0.0  # below one a second, the 1/R spacing of the slots is the whole rule
-        return starts[-allowed] + self.WINDOW_SECONDS + self._margin - at
+        return starts[-allowed] + self.WINDOW_SECONDS + self.JITTER - at
+
+    def _start_delay(self, now: float) -> float:
+        """How long a request must still wait so that, counting the requests sent in the
+        last window and those let go but not sent yet, it is at most the R-th."""
+        rate = self.rate
+        allowed = int(rate) if rate else 0
+        horizon = now - 2 * self.WINDOW_SECONDS
+        self._starts = [s for s in self._starts if s.at is None or s.at >= horizon]
+        if allowed < 1:
+            return 0.0
+        pending = sum(1 for s in self._starts if s.at is None)
+        room = allowed - pending  # how many sent requests the window may still hold
+        if room < 1:
+            return self.PENDING_POLL_SECONDS
+        sent = sorted(s.at for s in self._starts if s.at is not None)
+        if len(sent) < room:
+            return 0.0
+        return sent[-room] + self.WINDOW_SECONDS + self.JITTER - now
 
     @staticmethod
     def _prune(times: deque[float], before: float) -> None:

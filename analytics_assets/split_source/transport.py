@@ -118,7 +118,10 @@ def _unreachable_reason(exc: BaseException) -> str | None:
 # --- aborting a request in flight -----------------------------------------------------------
 # urllib3 gives no handle on the socket of a request in flight, so connections register
 # themselves per thread while they are used; closing that socket ends a blocked read at once.
+# The same hook tells the pacer when a request has actually been written to its socket.
 _connections: dict[int, HTTPConnection] = {}
+_sending = threading.local()
+"""``on_sent``: what to call once this thread's request is written (its pacer ``Start``)."""
 
 
 class _Tracked:
@@ -129,6 +132,9 @@ class _Tracked:
     def request(self, *args: Any, **kwargs: Any) -> None:
         _connections[threading.get_ident()] = self  # type: ignore[assignment]
         super().request(*args, **kwargs)  # type: ignore[misc]
+        on_sent = getattr(_sending, "on_sent", None)
+        if on_sent is not None:
+            on_sent()
 
 
 class _TrackedHTTPConnection(_Tracked, HTTPConnection):
@@ -210,17 +216,20 @@ class SplitTransport:
         first_failure_at: float | None = None
         while True:
             self.cancellation.check()
-            waited = self.pacer.acquire()
+            start = self.pacer.acquire()
             self.stats.record(context.endpoint.table)
-            self.stats.add(waited=waited)
+            self.stats.add(waited=start.waited)
             try:
-                response, body = self._attempt(context, params)
+                try:
+                    _sending.on_sent = start.sent
+                    response, body = self._attempt(context, params)
+                finally:
+                    _sending.on_sent = None
+                    start.settle()
                 status = response.status_code
                 if status == 429:
                     wait = server_wait(response)
                     if wait is not None:
-                        if self.pacer.rate is not None:
-                            self.pacer.widen_margin()  # paced, and still too close together
                         extension = self.flow.hold(wait[0], wait[1], context.where)
                         self.stats.add(rate_limited=1, rate_limit_wait=extension)
                         logger.info(

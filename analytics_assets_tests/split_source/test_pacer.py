@@ -50,15 +50,32 @@ def test_a_rate_below_one_a_second_spaces_requests():
     assert all(abs(gap - 2.0) < 1e-6 for gap in gaps), gaps
 
 
-def test_a_429_while_paced_widens_the_margin_up_to_its_cap():
-    # A 429 under a known limit means starts arrived closer together than they left (a busy
-    # interpreter delays some sends): every later window leaves more room, within a bound.
-    rate = 20
+def test_a_request_sent_late_holds_the_window_from_when_it_was_sent():
+    # A request let go on time can be sent much later (it waited for an in-flight place, a
+    # handshake or the interpreter), and the server counts it when it arrives. Every R + 1
+    # consecutive sends must still span more than a second.
+    rate = 5
     pacer = RequestPacer(max_requests_per_second=rate)
-    pacer.widen_margin()
-    slots = [pacer.reserve() for _ in range(3 * rate)]
-    spans = [slots[i + rate] - slots[i] for i in range(len(slots) - rate)]
-    assert min(spans) >= 1.0 + 2 * RequestPacer.JITTER - 1e-9
-    for _ in range(10):
-        pacer.widen_margin()
-    assert pacer.margin == RequestPacer.MAX_MARGIN
+    late = pacer.acquire()
+    threading.Timer(0.4, late.sent).start()
+    others = []
+    for _ in range(2 * rate):
+        start = pacer.acquire()
+        start.sent()
+        others.append(start)
+    sends = sorted(s.at for s in [late, *others] if s.at is not None)
+    assert len(sends) == 2 * rate + 1
+    spans = [sends[i + rate] - sends[i] for i in range(len(sends) - rate)]
+    assert min(spans) >= RequestPacer.WINDOW_SECONDS + RequestPacer.JITTER - 1e-3
+
+
+def test_a_request_that_never_went_out_stops_counting_as_pending():
+    # An attempt that fails before sending (refused connection, stop) is settled as sent
+    # then: it holds one place for one window, never the window for ever.
+    pacer = RequestPacer(max_requests_per_second=2)
+    first, second = pacer.acquire(), pacer.acquire()
+    first.settle()
+    second.settle()
+    began = time.monotonic()
+    pacer.acquire().sent()
+    assert time.monotonic() - began < RequestPacer.WINDOW_SECONDS + 0.5
