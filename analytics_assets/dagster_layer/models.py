@@ -209,9 +209,41 @@ def build_model_assets(pool: str | None) -> AssetsDefinition:
             args = ["build", "--vars", json.dumps(dbt_vars)]
             if context.run.tags.get(TESTS_OF_SELECTED_MODELS_ONLY_TAG) == "true":
                 args += ["--indirect-selection", "cautious"]
-            yield from dbt.cli(args, context=context, target_path=run_target).stream()
+            _reuse_parse_state(Path(project.target_path), run_target)
+            try:
+                yield from dbt.cli(args, context=context, target_path=run_target).stream()
+            finally:
+                _keep_parse_state(Path(project.target_path), run_target)
 
     return split_models
+
+
+BUILD_PARSE_STATE = "build-partial_parse.msgpack"
+"""The last build's parse state (dbt's ``partial_parse.msgpack``), in the instance home's dbt
+target folder. Each run builds in a target folder of its own, where dbt found no parse state
+and parsed the whole project again; started from the last build's, it parses only what
+changed. dbt checks the state against the project's files, the vars, the profile and its own
+version, and parses everything when any of them differs, so a stale copy costs nothing."""
+PARSE_STATE = "partial_parse.msgpack"
+
+
+def _reuse_parse_state(target_path: Path, run_target: Path) -> None:
+    saved = target_path / BUILD_PARSE_STATE
+    with contextlib.suppress(OSError):  # none yet, or unreadable: dbt parses in full
+        run_target.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(saved, run_target / PARSE_STATE)
+
+
+def _keep_parse_state(target_path: Path, run_target: Path) -> None:
+    produced = run_target / PARSE_STATE
+    # Copied, then renamed into place: a build that starts meanwhile reads a whole file.
+    partial = target_path / f".{BUILD_PARSE_STATE}.{os.getpid()}"
+    try:
+        shutil.copyfile(produced, partial)
+        partial.replace(target_path / BUILD_PARSE_STATE)
+    except OSError:  # a cache: a full disk or no parse state here only costs the next parse
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
 
 
 def models_job(models: AssetsDefinition) -> Any:

@@ -3,6 +3,7 @@ sandbox's ground truth computed here, independently, from the truth rows."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections import Counter
 from collections.abc import Iterator
@@ -69,6 +70,17 @@ def modelled(
 def _query(database: Path, sql: str) -> list[tuple]:
     with duckdb.connect(str(database), read_only=True) as connection:
         return connection.execute(sql).fetchall()
+
+
+def _parse_kind(dbt_log: Path) -> str:
+    """How a dbt invocation parsed the project, from its JSON log: dbt's event I040 says it
+    parsed partially, I024 that it had to parse in full."""
+    codes = {
+        json.loads(line)["info"]["code"]
+        for line in dbt_log.read_text().splitlines()
+        if line.startswith("{")
+    }
+    return "partial" if "I040" in codes else "full" if "I024" in codes else "unknown"
 
 
 def _ms(value: int | None) -> datetime | None:
@@ -508,3 +520,10 @@ def test_change_request_lead_times_across_two_syncs(tmp_path, monkeypatch):
         )
     )
     assert all(seen[i] == 2 for i in published_between + approved_between)
+    # The second build started from the first's parse state: dbt parsed nothing again.
+    builds = sorted(
+        (tmp_path / "dagster_home" / "dbt" / "target").glob("run-*/dbt.log"),
+        key=lambda log: log.stat().st_mtime,
+    )
+    assert [_parse_kind(log) for log in builds] == ["full", "partial"]
+
