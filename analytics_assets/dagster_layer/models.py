@@ -214,6 +214,7 @@ def build_model_assets(pool: str | None) -> AssetsDefinition:
                 yield from dbt.cli(args, context=context, target_path=run_target).stream()
             finally:
                 _keep_parse_state(Path(project.target_path), run_target)
+                _remove_old_build_folders(Path(project.target_path))
 
     return split_models
 
@@ -244,6 +245,22 @@ def _keep_parse_state(target_path: Path, run_target: Path) -> None:
     except OSError:  # a cache: a full disk or no parse state here only costs the next parse
         with contextlib.suppress(OSError):
             partial.unlink(missing_ok=True)
+
+
+BUILD_FOLDERS_KEPT = 5
+"""Models runs whose target folders (compiled SQL, run results, dbt's log) are kept, the
+newest: about 9 MB each at the demo size, so an hourly build kept them all at some 80 GB a
+year."""
+
+
+def _remove_old_build_folders(target_path: Path) -> None:
+    folders = []
+    for folder in target_path.glob("run-*"):
+        with contextlib.suppress(OSError):  # removed meanwhile by another run
+            folders.append((folder.stat().st_mtime, folder))
+    folders.sort(reverse=True)
+    for _, folder in folders[BUILD_FOLDERS_KEPT:]:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def models_job(models: AssetsDefinition) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -14,7 +15,13 @@ import duckdb
 import pytest
 
 from analytics_assets.dagster_layer.instance import get_instance
-from analytics_assets.dagster_layer.models import MODELS_JOB, PROJECT_DIR
+from analytics_assets.dagster_layer.models import (
+    BUILD_FOLDERS_KEPT,
+    BUILD_PARSE_STATE,
+    MODELS_JOB,
+    PROJECT_DIR,
+    _remove_old_build_folders,
+)
 from analytics_assets.dagster_layer.sync import run_sync
 from analytics_assets.definitions import build_definitions
 from analytics_assets.sandbox.process import SandboxProcess
@@ -527,3 +534,18 @@ def test_change_request_lead_times_across_two_syncs(tmp_path, monkeypatch):
     )
     assert [_parse_kind(log) for log in builds] == ["full", "partial"]
 
+
+def test_only_the_newest_build_folders_are_kept(tmp_path):
+    # Each models run leaves a target folder (about 9 MB at demo); an hourly build kept
+    # every one of them before.
+    for age in range(BUILD_FOLDERS_KEPT + 3):
+        folder = tmp_path / f"run-{age}"
+        (folder / "compiled").mkdir(parents=True)
+        (folder / "dbt.log").write_text("{}")
+        moment = time.time() - 3600 * age
+        os.utime(folder, (moment, moment))
+    (tmp_path / BUILD_PARSE_STATE).write_bytes(b"state")
+    _remove_old_build_folders(tmp_path)
+    kept = sorted(p.name for p in tmp_path.glob("run-*"))
+    assert kept == sorted(f"run-{age}" for age in range(BUILD_FOLDERS_KEPT))
+    assert (tmp_path / BUILD_PARSE_STATE).exists()
