@@ -19,7 +19,7 @@ import threading
 import time
 import warnings
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 # dlt reports anonymous usage by default; a data pipeline should not phone home unasked.
 os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
@@ -32,6 +32,11 @@ from rich.markup import escape  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from analytics_assets.split_source import SplitSourceError  # noqa: E402
+
+if TYPE_CHECKING:  # imported when used: the CLI starts fast and fails fast
+    from dagster import DagsterInstance
+
+    from analytics_assets.dagster_layer.sync import SyncOptions
 
 console = Console(stderr=True)
 out = Console()
@@ -227,16 +232,11 @@ def _plain_line(text: str, stream: TextIO | None = None) -> None:
 
 
 def command_sync(args: argparse.Namespace) -> int:
-    from analytics_assets.dagster_layer.scoped_load import NOT_ATTEMPTED
     from analytics_assets.dagster_layer.sync import (
-        SyncFailed,
         SyncOptions,
         check_configuration,
         check_selection,
-        current_row_counts,
-        run_sync,
     )
-    from analytics_assets.split_source import TABLES
 
     options = SyncOptions(
         tables=_split_list(args.select),
@@ -246,17 +246,36 @@ def command_sync(args: argparse.Namespace) -> int:
     )
     # Bad settings and unknown names fail here, in seconds, before any run starts.
     check_configuration()
-    check_selection(options)
-    from analytics_assets.dagster_layer.instance import get_instance, instance_home_path
+    from analytics_assets.dagster_layer.instance import get_instance
+
+    # One instance for the whole sync (the stop handler opens its own: it runs on the main
+    # thread while the sync's thread may be using this one).
+    instance = get_instance()
+    try:
+        check_selection(options, instance)
+        return _sync_and_report(options, instance)
+    finally:
+        instance.dispose()
+
+
+def _sync_and_report(options: SyncOptions, instance: DagsterInstance) -> int:
+    from analytics_assets.dagster_layer.instance import get_instance
+    from analytics_assets.dagster_layer.scoped_load import NOT_ATTEMPTED
     from analytics_assets.dagster_layer.stopping import (
         StoppableSync,
         SyncStopped,
         run_exit_handlers,
     )
-    from analytics_assets.dagster_layer.sync import unfinished_sync_runs
+    from analytics_assets.dagster_layer.sync import (
+        SyncFailed,
+        current_row_counts,
+        run_sync,
+        unfinished_sync_runs,
+    )
     from analytics_assets.definitions import build_definitions
+    from analytics_assets.split_source import TABLES
 
-    home = instance_home_path()
+    home = Path(instance.root_directory)
     stoppable = StoppableSync(
         get_instance, lambda: unfinished_sync_runs(home), exit_on_further_signal=True
     )
@@ -267,7 +286,9 @@ def command_sync(args: argparse.Namespace) -> int:
 
     try:
         with _LiveRequests():
-            report = stoppable.run(lambda: run_sync(build_definitions(), options, progress))
+            report = stoppable.run(
+                lambda: run_sync(build_definitions(), options, progress, instance)
+            )
     except SyncFailed as exc:
         # soft_wrap: the message stays one line for the terminal to wrap (and to copy whole)
         console.print(f"[bold red]sync failed:[/] {exc}", highlight=False, soft_wrap=True)

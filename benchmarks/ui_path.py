@@ -8,14 +8,11 @@ materialized and no run is left queued or running. The dbt models are not part o
 so the CLI it is compared with runs ``sync --skip-models``.
 
 ``dagster dev`` is started in a session of its own and stopped by process group (SIGINT, then
-SIGTERM, then SIGKILL), the way the browser test does.
+SIGTERM, then SIGKILL), with the browser tests' own helpers.
 """
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,21 +22,15 @@ from typing import Any
 
 import requests
 
+from analytics_assets_tests.browser.processes import (
+    INSTANCE_TEMPLATE,
+    free_port,
+    start_in_own_group,
+    stop_process_group,
+)
+
 ROOT = Path(__file__).resolve().parent.parent
-INSTANCE_TEMPLATE = ROOT / "analytics_assets" / "dagster_layer" / "dagster.yaml"
 ORGANISATION_JOB = "split_organisation_refresh"
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _default_signals() -> None:
-    # A child of a non-interactive shell inherits SIGINT as ignored; dagster dev would not stop.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _graphql(base_url: str, query: str, variables: Mapping[str, Any] | None = None) -> Any:
@@ -146,25 +137,6 @@ def _timeline(instance: Any, since: float) -> list[dict[str, Any]]:
     return rows
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    for signum, seconds in ((signal.SIGINT, 30), (signal.SIGTERM, 10), (signal.SIGKILL, 10)):
-        try:
-            if signum == signal.SIGINT:
-                process.send_signal(signum)
-            else:
-                os.killpg(process.pid, signum)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            process.poll()
-            try:
-                os.killpg(process.pid, 0)
-            except ProcessLookupError:
-                return
-            time.sleep(0.2)
-
-
 def run_ui_path(directory: Path, env: Mapping[str, str], timeout: float = 1200) -> dict[str, Any]:
     """Start ``dagster dev`` on a fresh instance in ``directory``, press "Materialize all" on
     the organisation group, and time it until every partition is loaded."""
@@ -174,23 +146,14 @@ def run_ui_path(directory: Path, env: Mapping[str, str], timeout: float = 1200) 
     home = directory / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
     (home / "dagster.yaml").write_text(INSTANCE_TEMPLATE.read_text())
-    port = _free_port()
+    port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     child_env = {**env, "DAGSTER_HOME": str(home), "PYTHONUNBUFFERED": "1"}
     command = [sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml"]
     command += ["-h", "127.0.0.1", "-p", str(port)]
     result: dict[str, Any] = {"duckdb_path": env.get("ANALYTICS_DUCKDB_PATH")}
     with open(directory / "dagster-dev.log", "wb") as log:
-        process = subprocess.Popen(
-            command,
-            cwd=ROOT,
-            env=child_env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=_default_signals,  # noqa: PLW1509 - single-threaded here
-        )
+        process = start_in_own_group(command, cwd=ROOT, env=child_env, log=log)
         try:
             loading = time.monotonic()
             _wait_until_loaded(base_url, process, timeout=180)
@@ -214,5 +177,5 @@ def run_ui_path(directory: Path, env: Mapping[str, str], timeout: float = 1200) 
         except Exception as exc:  # a benchmark reports what went wrong and goes on
             result["error"] = str(exc)
         finally:
-            _stop(process)
+            stop_process_group(process)
     return result

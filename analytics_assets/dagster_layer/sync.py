@@ -304,7 +304,7 @@ def resolve_selection(
     )
 
 
-def check_selection(options: SyncOptions) -> None:
+def check_selection(options: SyncOptions, instance: DagsterInstance) -> None:
     """Fail in seconds on a workspace or environment name that does not exist, before any run
     (and before the definitions are built, which may parse the dbt project).
 
@@ -314,7 +314,6 @@ def check_selection(options: SyncOptions) -> None:
     """
     if not (options.workspaces or options.environments):
         return
-    instance = get_instance()
     try:
         resolve_selection(
             options,
@@ -371,9 +370,12 @@ def run_sync(
     defs: Definitions,
     options: SyncOptions = SyncOptions(),
     progress: Callable[[str], None] = print,
+    instance: DagsterInstance | None = None,
 ) -> SyncReport:
-    """Materialize the selected part of the graph; raises SyncFailed on a failed run."""
-    instance = get_instance()
+    """Materialize the selected part of the graph; raises SyncFailed on a failed run.
+
+    ``instance``: the one the caller opened (the CLI's), else the instance of DAGSTER_HOME."""
+    instance = instance or get_instance()
     home = Path(instance.root_directory)
     selected = set(options.tables or TABLES)
     unknown = selected - set(TABLES)
