@@ -155,6 +155,24 @@ def assert_matches_truth(
     assert not bad, "warehouse differs from the sandbox truth:\n" + "\n".join(bad)
 
 
+def truth_partition_keys(truth: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
+    """Workspace id -> partition key and environment id -> partition key, as the README says
+    a user finds them: ``<workspace> (<id>)`` and ``<workspace>/<environment> (<id>)``, with
+    commas, brackets, "..." and control characters in names as spaces."""
+
+    def readable(name: str) -> str:
+        return " ".join(re.sub(r"\.\.\.|[,\[\]\x00-\x1f\x7f]", " ", name).split())
+
+    workspaces = {r["id"]: r["name"] for r in truth["tables"]["workspaces"]["rows"]}
+    return (
+        {i: f"{readable(name)} ({i})" for i, name in workspaces.items()},
+        {
+            r["id"]: f"{readable(workspaces[r['workspace_id']] + '/' + r['name'])} ({r['id']})"
+            for r in truth["tables"]["environments"]["rows"]
+        },
+    )
+
+
 def cli_environment(**extra: str) -> dict[str, str]:
     """This process's environment without the project's settings, plus ``extra``."""
     env = {

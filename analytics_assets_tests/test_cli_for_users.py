@@ -156,17 +156,20 @@ def test_environments_by_name_and_unknown_names_fail_on_the_listing(
 
     full = run_cli(["sync"], tmp_path, env)
     assert full.returncode == 0, full.stderr
-    # The form the UI's partition metadata shows, with or without spaces around the slash.
+    # Workspace/Environment, with or without spaces around the slash, and the partition key
+    # the UI's partition pickers show (the same, followed by the id).
     chosen = productions[0]
-    name = f"{workspace_name[chosen['workspace_id']]} / Production"
-    sandbox.reset_stats()
-    one = run_cli(
-        ["sync", "--environment", name, "--select", "environment_segments"], tmp_path, env
-    )
-    assert one.returncode == 0, one.stderr
-    requests = sandbox.stats()["by_endpoint"]
-    assert requests["environment_segments"]["requests"] <= 2, requests  # one environment's pages
-    assert "Finished split_environment_refresh (1 partition)" in one.stderr
+    workspace = workspace_name[chosen["workspace_id"]]
+    for name in (f"{workspace} / Production", f"{workspace}/Production ({chosen['id']})"):
+        sandbox.reset_stats()
+        one = run_cli(
+            ["sync", "--environment", name, "--select", "environment_segments"], tmp_path, env
+        )
+        assert one.returncode == 0, one.stderr
+        requests = sandbox.stats()["by_endpoint"]
+        # one environment's pages
+        assert requests["environment_segments"]["requests"] <= 2, requests
+        assert "Finished split_environment_refresh (1 partition)" in one.stderr
 
     # Now known from the last listing: an unknown name costs only the listings' refresh.
     sandbox.reset_stats()

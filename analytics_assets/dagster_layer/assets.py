@@ -1,8 +1,9 @@
 """The Split assets: three dagster-dlt multi-assets, one per way of partitioning.
 
 - ``split_organisation_assets``: workspaces, environments, users, groups, change requests.
-- ``split_workspace_assets``: tables per workspace, partitioned by workspace id.
-- ``split_environment_assets``: tables per environment, partitioned by environment id.
+- ``split_workspace_assets``: tables per workspace, partitioned by workspace.
+- ``split_environment_assets``: tables per environment, partitioned by environment.
+  (Partition keys: see ``partitions``.)
 
 Each run builds a fresh dlt source per scope it covers (a source built at definition time
 cannot be run twice in one process): one per partition of a range (single-run backfill
@@ -28,10 +29,9 @@ from dagster_dlt import DagsterDltResource, dlt_assets
 
 from analytics_assets.dagster_layer.partitions import (
     ENVIRONMENTS_KEY,
-    WORKSPACES_KEY,
     environment_partitions,
-    environment_refs,
-    latest_listing,
+    listing_by_partition,
+    partition_id,
     workspace_partitions,
 )
 from analytics_assets.dagster_layer.resources import SplitApiResource, WarehouseResource
@@ -73,15 +73,16 @@ def organisation_units() -> list[LoadUnit]:
 
 def workspace_units(context: AssetExecutionContext) -> list[LoadUnit]:
     """One load per workspace partition of the run; its scope also clears unlisted ids."""
-    known = tuple(context.instance.get_dynamic_partitions(workspace_partitions.name))
-    names = {e["id"]: e.get("name") for e in latest_listing(context.instance, WORKSPACES_KEY) or []}
+    known = tuple(
+        partition_id(key)
+        for key in context.instance.get_dynamic_partitions(workspace_partitions.name)
+    )
     return [
         LoadUnit(
-            f"workspace {names.get(key) or key}",
-            SyncScope(workspace_ids=(key,), known_workspace_ids=known),
+            f"workspace {key}",
+            SyncScope(workspace_ids=(partition_id(key),), known_workspace_ids=known),
             WORKSPACE_TABLES,
             partition=key,
-            partition_name=names.get(key) or key,
         )
         for key in context.partition_keys
     ]
@@ -89,8 +90,8 @@ def workspace_units(context: AssetExecutionContext) -> list[LoadUnit]:
 
 def environment_units(context: AssetExecutionContext) -> list[LoadUnit]:
     """One load per environment partition of the run; its scope also clears unlisted ids."""
-    workspace_of = environment_refs(context.instance)
-    unknown = [key for key in context.partition_keys if key not in workspace_of]
+    listed = listing_by_partition(context.instance, ENVIRONMENTS_KEY)
+    unknown = [key for key in context.partition_keys if key not in listed]
     if unknown:
         raise Failure(
             description=f"Environment(s) {', '.join(unknown)} are not in the latest"
@@ -98,24 +99,19 @@ def environment_units(context: AssetExecutionContext) -> list[LoadUnit]:
             " partition sensor then removes environments that no longer exist.",
             allow_retries=False,
         )
-    known = tuple(context.instance.get_dynamic_partitions(environment_partitions.name))
-    workspaces = {
-        e["id"]: e.get("name") for e in latest_listing(context.instance, WORKSPACES_KEY) or []
-    }
-    names = {
-        e["id"]: f"{workspaces.get(e['workspace_id']) or e['workspace_id']} / {e.get('name')}"
-        for e in latest_listing(context.instance, ENVIRONMENTS_KEY) or []
-    }
+    known = tuple(
+        partition_id(key)
+        for key in context.instance.get_dynamic_partitions(environment_partitions.name)
+    )
     return [
         LoadUnit(
-            f"environment {names.get(key) or key}",
+            f"environment {key}",
             SyncScope(
-                environments=(EnvironmentRef(workspace_of[key], key),),
+                environments=(EnvironmentRef(listed[key]["workspace_id"], listed[key]["id"]),),
                 known_environment_ids=known,
             ),
             ENVIRONMENT_TABLES,
             partition=key,
-            partition_name=names.get(key) or key,
         )
         for key in context.partition_keys
     ]

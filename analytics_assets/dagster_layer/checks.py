@@ -7,7 +7,7 @@ lock, so on DuckDB they never race a load for the file.
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -22,6 +22,11 @@ from dagster import (
 )
 
 from analytics_assets.dagster_layer.assets import pool_for
+from analytics_assets.dagster_layer.partitions import (
+    ENVIRONMENTS_KEY,
+    WORKSPACES_KEY,
+    listing_by_partition,
+)
 from analytics_assets.dagster_layer.policies import CADENCES, Cadence
 from analytics_assets.dagster_layer.resources import WarehouseResource
 from analytics_assets.dagster_layer.translator import GROUP_BY_TABLE, asset_key
@@ -166,7 +171,11 @@ QUALITY: tuple[QualityCheck, ...] = (
 )
 
 
-def _evaluate(client: Any, check: QualityCheck) -> AssetCheckResult:
+def _evaluate(
+    client: Any, check: QualityCheck, partition_of: Mapping[str, str]
+) -> AssetCheckResult:
+    """``partition_of``: workspace or environment id -> its partition key, to name the
+    partitions whose rows wait for a load."""
     qualified = [client.make_qualified_table_name(t) for t in check.tables]
     for table, name in zip(check.tables, qualified, strict=True):
         try:
@@ -201,7 +210,7 @@ def _evaluate(client: Any, check: QualityCheck) -> AssetCheckResult:
         description = f"{failing} offending row(s), e.g. {json.dumps(sample[0], default=str)}."
     if pending:
         scopes = [
-            str(row[0])
+            partition_of.get(str(row[0]), str(row[0]))
             for row in client.execute_sql(
                 f"SELECT DISTINCT scope FROM ({rows}) AS offending WHERE pending"
                 f" LIMIT {SAMPLE_ROWS}"
@@ -238,10 +247,15 @@ def _group_checks(group: str, pool: str | None) -> Any:
     def quality(context: AssetCheckExecutionContext, warehouse: WarehouseResource):
         selected = context.selected_asset_check_keys
         settings = warehouse.settings()
+        partition_of = {
+            entry["id"]: key
+            for listing in (WORKSPACES_KEY, ENVIRONMENTS_KEY)
+            for key, entry in listing_by_partition(context.instance, listing).items()
+        }
         with writer_lock(settings), warehouse_reader(settings, read_only=True) as client:
             for check in checks:
                 if check.spec.key in selected:
-                    yield _evaluate(client, check)
+                    yield _evaluate(client, check, partition_of)
 
     return quality
 

@@ -50,6 +50,7 @@ from analytics_assets.dagster_layer.partitions import (
     LISTING_METADATA_KEY,
     WORKSPACES_KEY,
     listing_entry,
+    partition_id,
 )
 from analytics_assets.dagster_layer.resources import SplitApiResource, WarehouseResource
 from analytics_assets.dagster_layer.stopping import cancel_if_stopping, cancel_on_interrupt
@@ -108,8 +109,6 @@ class LoadUnit:
     scope: SyncScope
     tables: tuple[str, ...]
     partition: str | None = None
-    partition_name: str | None = None
-    """What people call the partition (its key is an id)."""
 
 
 @dataclass
@@ -160,7 +159,7 @@ def run_scoped_loads(
         raise Failure(description=str(exc), allow_retries=False) from None
     selected = {key.path[-1] for key in context.selected_asset_keys}
     units = [
-        LoadUnit(u.label, u.scope, tables, u.partition, u.partition_name)
+        LoadUnit(u.label, u.scope, tables, u.partition)
         for u in units
         if (tables := tuple(t for t in u.tables if t in selected))
     ]
@@ -636,14 +635,11 @@ def _scope_metadata(
                 }
             )
             if unit.partition is not None:
-                metadata["split/partition_names"] = MetadataValue.json(
-                    {unit.partition: unit.partition_name or unit.partition}
-                )
                 metadata["dagster/partition_row_count"] = MetadataValue.int(counts[table])
             else:
                 metadata["dagster/row_count"] = MetadataValue.int(counts[table])
             if asset_key(table) in (WORKSPACES_KEY, ENVIRONMENTS_KEY):
-                metadata[LISTING_METADATA_KEY] = MetadataValue.json(_listing(client, table))
+                metadata[LISTING_METADATA_KEY] = MetadataValue.json(_listing(client, table, schema))
             by_table[table] = metadata
     return by_table
 
@@ -687,7 +683,8 @@ def _row_count(client: Any, table: str, partition: str | None) -> int:
     conditions = ["_dlt_valid_to IS NULL"] if endpoint.history else []
     if partition is not None:
         column = "environment_id" if endpoint.scope == "environment" else "workspace_id"
-        conditions.append(f"{column} = '" + partition.replace("'", "''") + "'")
+        scope_id = partition_id(partition)
+        conditions.append(f"{column} = '" + scope_id.replace("'", "''") + "'")
     where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
     name = client.make_qualified_table_name(table)
     try:
@@ -710,7 +707,7 @@ def _run_summaries(
     (a step whose outputs are missing skips its checks); Dagster records it for every
     partition of the run, with the run's totals.
     """
-    names = {u.partition: u.partition_name or u.partition for u in units if u.partition}
+    partitions = [u.partition for u in units if u.partition is not None]
     schema = _schema_copy(pipeline)
     with pipeline.sql_client() as client:
         counts = _row_counts(client, tables, None)
@@ -720,7 +717,7 @@ def _run_summaries(
             metadata={
                 **_table_metadata(dlt, pipeline, schema, table),  # columns, location
                 RUN_SUMMARY_METADATA_KEY: True,
-                "split/partition_names": MetadataValue.json(names),
+                "split/run_partitions": len(partitions),
                 "dagster/row_count": MetadataValue.int(counts[table]),
                 "split/run_requests": totals.requests,
                 "split/run_retries": totals.retries,
@@ -730,9 +727,21 @@ def _run_summaries(
         )
 
 
-def _listing(client: Any, table: str) -> list[dict[str, Any]]:
-    columns = "id, name, workspace_id, production" if table == "environments" else "id, name"
-    query = f"SELECT {columns} FROM {table} ORDER BY id"
+def _listing(client: Any, table: str, schema: Any) -> list[dict[str, Any]]:
+    if table == "environments" and "workspaces" in schema.tables:
+        # The workspace's name is part of an environment's partition key; the two tables
+        # load in the same scope, so the names are those of the same listing. (Without the
+        # table, a first run that loaded environments alone, the key holds the workspace id.)
+        environments = client.make_qualified_table_name("environments")
+        workspaces = client.make_qualified_table_name("workspaces")
+        query = (
+            "SELECT e.id, e.name, e.workspace_id, e.production, w.name AS workspace_name"
+            f" FROM {environments} AS e LEFT JOIN {workspaces} AS w ON w.id = e.workspace_id"
+            " ORDER BY e.id"
+        )
+    else:
+        columns = "id, name, workspace_id, production" if table == "environments" else "id, name"
+        query = f"SELECT {columns} FROM {client.make_qualified_table_name(table)} ORDER BY id"
     with client.execute_query(query) as cursor:
         # lower-case: Snowflake returns upper-case identifiers
         names = [d[0].lower() for d in cursor.description]

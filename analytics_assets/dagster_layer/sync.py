@@ -40,6 +40,7 @@ from analytics_assets.dagster_layer.partitions import (
     WORKSPACES_KEY,
     contiguous_ranges,
     diff_listing,
+    entry_partition,
     environment_partitions,
     latest_listing,
     workspace_partitions,
@@ -233,10 +234,11 @@ class UnknownName(SplitConfigurationError):
 
 
 def _resolve_workspaces(names: Sequence[str], listing: Sequence[dict[str, Any]]) -> list[str]:
-    """Map workspace ids or exact names to ids, failing on unknown or ambiguous ones."""
+    """Map workspace ids, exact names or partition keys to ids, failing on unknown or
+    ambiguous ones."""
     resolved = []
     for name in names:
-        matches = [w for w in listing if name in (w["id"], w.get("name"))]
+        matches = [w for w in listing if name in (w["id"], w.get("name"), entry_partition(w))]
         if len(matches) != 1:
             known = ", ".join(f"{w.get('name')} ({w['id']})" for w in listing) or "none"
             problem = "is ambiguous" if matches else "does not exist"
@@ -253,8 +255,8 @@ def _resolve_environments(
     environments: Sequence[dict[str, Any]],
     workspaces: Sequence[dict[str, Any]],
 ) -> list[str]:
-    """Map environment ids, exact names or ``Workspace/Environment`` (the form partition
-    metadata shows) to ids, failing on unknown or ambiguous ones."""
+    """Map environment ids, exact names, ``Workspace/Environment`` or partition keys (which
+    are ``Workspace/Environment (id)``) to ids, failing on unknown or ambiguous ones."""
     workspace_name = {w["id"]: str(w.get("name")) for w in workspaces}
 
     def label(e: dict[str, Any]) -> str:
@@ -262,7 +264,7 @@ def _resolve_environments(
 
     resolved = []
     for name in names:
-        matches = [e for e in environments if name in (e["id"], e.get("name"))]
+        matches = [e for e in environments if name in (e["id"], e.get("name"), entry_partition(e))]
         if not matches and "/" in name:
             # Workspace names may hold a slash too: try every split point.
             for cut in [i for i, c in enumerate(name) if c == "/"]:
@@ -448,13 +450,20 @@ def run_sync(
         chosen_workspaces, chosen_environments = resolve_selection(
             options, workspace_listing, environment_listing
         )
-        wanted_workspaces = chosen_workspaces or workspace_keys
+        wanted_workspaces = workspace_keys
         wanted_environments = environment_keys
-        if chosen_environments is not None:
-            wanted_environments = chosen_environments
-        elif chosen_workspaces is not None:
+        if chosen_workspaces is not None:
+            wanted_workspaces = [
+                entry_partition(w) for w in workspace_listing if w["id"] in chosen_workspaces
+            ]
             wanted_environments = [
-                e["id"] for e in environment_listing if e["workspace_id"] in wanted_workspaces
+                entry_partition(e)
+                for e in environment_listing
+                if e["workspace_id"] in chosen_workspaces
+            ]
+        if chosen_environments is not None:
+            wanted_environments = [
+                entry_partition(e) for e in environment_listing if e["id"] in chosen_environments
             ]
 
         for job_name, tables, keys, wanted, deleted in (

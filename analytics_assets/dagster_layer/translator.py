@@ -14,7 +14,7 @@ KEY_PREFIX = "split"
 OWNERS = ["team:data-platform"]
 
 # The Dagster shape of the graph, from each table's scope in the endpoint table: org-wide
-# assets, and assets partitioned by workspace or by environment (the key is the Split id).
+# assets, and assets partitioned by workspace or by environment (keys: see partitions.py).
 # Environments are listed per workspace but define the environment partitions, so they load
 # with the organisation, beside the workspaces that define the workspace partitions.
 PARTITION_DEFINING_TABLES = ("workspaces", "environments")

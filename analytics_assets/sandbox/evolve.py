@@ -3,12 +3,15 @@
 Every step adds, edits and deletes objects of every kind, drawn from a generation-seeded
 random stream so that a generation is reproducible. Generation 1 also reshapes the
 workspaces: one is left with no flags at all (and stays so), one new workspace is added and
-another one is deleted. These are the changes an incremental sync has to notice.
+another one is deleted. Every generation renames one workspace and one environment of another
+workspace (their ids stay), as teams do. These are the changes an incremental sync has to
+notice.
 """
 
 from __future__ import annotations
 
 import random
+import re
 
 from analytics_assets.sandbox.generate import (
     DAY_MS,
@@ -34,14 +37,33 @@ def evolve(builder: OrganisationBuilder, generation: int) -> None:
     builder.now = generation_time(generation)
     builder.rng = random.Random(f"sandbox:{builder.seed}:{org.size}:generation:{generation}")
     builder.refresh()
+    existing = {ws.id for ws in org.workspaces}
     if generation == 1:
         _reshape_workspaces(builder)
     _delete_objects(builder)
     _edit_objects(builder)
     _add_objects(builder)
     builder.refresh()
-    # Last, from a stream of its own: the other kinds evolve exactly as before.
+    # Last, from streams of their own: the other kinds evolve exactly as before.
     evolve_targeting(builder, generation)
+    _rename(builder, generation, existing)
+
+
+def _rename(builder: OrganisationBuilder, generation: int, existing: set[str]) -> None:
+    """One workspace that existed before this week gets a name with parentheses, one
+    environment of another workspace a name with a comma: names people give, which a consumer
+    must not take apart."""
+    org = builder.org
+    rng = random.Random(f"sandbox:{builder.seed}:{org.size}:renames:{generation}")
+    renamable = [ws for ws in org.workspaces if ws.id in existing]
+    if not renamable:
+        return
+    workspace = rng.choice(renamable)
+    workspace.name = re.sub(r" \(week \d+\)$", "", workspace.name) + f" (week {generation})"
+    others = [ws for ws in org.workspaces if ws.id != workspace.id and org.environments_of(ws.id)]
+    if others:
+        environment = rng.choice(org.environments_of(rng.choice(others).id))
+        environment.name = re.sub(r", week \d+$", "", environment.name) + f", week {generation}"
 
 
 # --- deletions shared by the steps ---------------------------------------------------------

@@ -38,7 +38,7 @@ from analytics_assets.sandbox.process import SandboxProcess
 from analytics_assets.split_source import ENDPOINTS_BY_TABLE, upstream_tables
 from analytics_assets.warehouse import WarehouseSettings
 from analytics_assets_tests.browser.processes import PROJECT_ROOT, DagsterDev, wait_for
-from analytics_assets_tests.support import assert_matches_truth
+from analytics_assets_tests.support import assert_matches_truth, truth_partition_keys
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(900)]
 
@@ -91,8 +91,12 @@ def test_materialize_from_the_dagster_ui(
 
     started = time.monotonic()
     truth = ui_sandbox.ground_truth()
-    workspace_ids = sorted(row["id"] for row in truth["tables"]["workspaces"]["rows"])
-    environment_ids = sorted(row["id"] for row in truth["tables"]["environments"]["rows"])
+    workspace_keys, environment_keys = truth_partition_keys(truth)
+    workspace_ids = sorted(workspace_keys.values())  # partition keys: "<name> (<id>)"
+    environment_ids = sorted(environment_keys.values())
+    names = [row["name"] for row in truth["tables"]["workspaces"]["rows"]]
+    # A name no other workspace's contains: typing it must offer that one partition only.
+    workspace_name = next(n for n in names if sum(n in other for other in names) == 1)
     ui = DagsterUI(
         _new_page(browser, open_pages, "main", viewport=NORMAL_VIEWPORT),
         dagster_dev.base_url,
@@ -151,8 +155,11 @@ def test_materialize_from_the_dagster_ui(
     assert sorted(ui.partitions_in_dialog(dialog)) == workspace_ids
     _log("partitions added by the sensors", started)
 
-    partition_run = ui.launch_one_partition(f"split/{PARTITIONED_ASSET}", workspace_ids[0])
-    _log(f"launched run {partition_run} for partition {workspace_ids[0]}", started)
+    # A user finds a workspace's partition by typing its name into the partition filter.
+    partition_run = ui.launch_one_partition(
+        f"split/{PARTITIONED_ASSET}", typed=workspace_name, expected=workspace_keys
+    )
+    _log(f"launched run {partition_run} for workspace {workspace_name!r}", started)
     backfill = ui.launch_backfill_of_all(f"split/{PARTITIONED_ASSET}", len(workspace_ids))
     _log(f"launched backfill {backfill}", started)
 

@@ -13,7 +13,7 @@ import contextlib
 import json
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -220,12 +220,28 @@ class DagsterUI:
                 return keys
             time.sleep(0.5)
 
-    def launch_one_partition(self, asset_path: str, partition: str) -> str:
-        """Materialize one partition of an asset through its partition dialog; the run id."""
+    def launch_one_partition(
+        self, asset_path: str, typed: str, expected: Mapping[str, str] | None = None
+    ) -> str:
+        """Materialize one partition through the asset's partition dialog, found by typing
+        ``typed`` into its filter; the run id. With ``expected`` (id -> partition key) the
+        filter must offer exactly one partition, and it must be the one of an object named
+        ``typed``."""
         dialog = self.open_partition_dialog(asset_path)
         dialog.get_by_text("Select a partition or create one").click()
-        self.page.get_by_placeholder("Filter partitions").fill(partition[:8])
-        self.page.locator("label").filter(has_text=partition).first.click()
+        self.page.get_by_placeholder("Filter partitions").fill(typed)
+        offered = self.page.locator("label").filter(has=self.page.get_by_role("checkbox"))
+        expect(offered.filter(has_text=typed).first).to_be_visible(timeout=30_000)
+        time.sleep(0.5)  # the filter applies as typed
+        keys = [
+            text.splitlines()[-1].strip()
+            for text in offered.all_inner_texts()
+            if text.strip() and not text.startswith(("Select all", "Backfill only"))
+        ]
+        if expected is not None:
+            named = [key for key in expected.values() if key.startswith(f"{typed} (")]
+            assert keys == named and len(named) == 1, f"typing {typed!r} offered {keys}"
+        self.page.locator("label").filter(has_text=keys[0]).first.click()
         self.page.keyboard.press("Escape")  # closes the dropdown, not the dialog
         expect(self.page.get_by_placeholder("Filter partitions")).to_be_hidden()
         expect(dialog.get_by_text("1 partition", exact=True)).to_be_visible()

@@ -10,7 +10,7 @@ from dagster import AssetKey, DagsterEventType
 
 from analytics_assets.dagster_layer.partitions import environment_partitions, workspace_partitions
 from analytics_assets.split_source import TABLES
-from analytics_assets_tests.support import assert_matches_truth
+from analytics_assets_tests.support import assert_matches_truth, truth_partition_keys
 
 
 def test_whole_graph_is_exact(synced_project):
@@ -21,12 +21,14 @@ def test_whole_graph_is_exact(synced_project):
     assert report.requests == truth["minimal_requests"]["total"]
     assert len(report.runs) == 3  # org, one workspace range, one environment range
     instance = synced_project.instance
-    assert set(instance.get_dynamic_partitions(workspace_partitions.name)) == {
-        r["id"] for r in truth["tables"]["workspaces"]["rows"]
-    }
-    assert set(instance.get_dynamic_partitions(environment_partitions.name)) == {
-        r["id"] for r in truth["tables"]["environments"]["rows"]
-    }
+    # Keys carry the name, so the UI's partition pickers find them by name.
+    workspace_keys, environment_keys = truth_partition_keys(truth)
+    assert set(instance.get_dynamic_partitions(workspace_partitions.name)) == set(
+        workspace_keys.values()
+    )
+    assert set(instance.get_dynamic_partitions(environment_partitions.name)) == set(
+        environment_keys.values()
+    )
     # every partition of every partitioned asset has a materialization
     status = instance.get_materialized_partitions(AssetKey(["split", "segments_keys"]))
     assert status == set(instance.get_dynamic_partitions(environment_partitions.name))
@@ -56,9 +58,10 @@ def test_one_workspace_and_one_environment_partition_refresh_alone(synced_projec
     duckdb_path = project.warehouse.duckdb_path
     others_before = _load_ids(duckdb_path, "feature_flags", "workspace_id", workspace)
 
+    workspace_keys, environment_keys = truth_partition_keys(truth)
     project.sandbox.reset_stats()
     result = project.defs.resolve_job_def("split_workspace_refresh").execute_in_process(
-        instance=project.instance, partition_key=workspace
+        instance=project.instance, partition_key=workspace_keys[workspace]
     )
     assert result.success
     requests = {k: v["requests"] for k, v in project.sandbox.stats()["by_endpoint"].items()}
@@ -97,7 +100,7 @@ def test_one_workspace_and_one_environment_partition_refresh_alone(synced_projec
     )
     project.sandbox.reset_stats()
     result = project.defs.resolve_job_def("split_environment_refresh").execute_in_process(
-        instance=project.instance, partition_key=environment
+        instance=project.instance, partition_key=environment_keys[environment]
     )
     assert result.success
     requests = {k: v["requests"] for k, v in project.sandbox.stats()["by_endpoint"].items()}
@@ -115,12 +118,48 @@ def test_one_workspace_and_one_environment_partition_refresh_alone(synced_projec
     events = [
         e for e in result.all_events if e.event_type == DagsterEventType.ASSET_MATERIALIZATION
     ]
-    assert {e.step_materialization_data.materialization.partition for e in events} == {environment}
-    # People read names: the materialization says which workspace and environment it covered.
-    names = events[0].step_materialization_data.materialization.metadata["split/partition_names"]
-    workspace_name = next(r["name"] for r in rows["workspaces"]["rows"] if r["id"] == workspace)
-    environment_name = next(
-        r["name"] for r in rows["environments"]["rows"] if r["id"] == environment
-    )
-    assert names.value == {environment: f"{workspace_name} / {environment_name}"}
+    assert {e.step_materialization_data.materialization.partition for e in events} == {
+        environment_keys[environment]
+    }
     assert_matches_truth(project.warehouse, truth)
+
+
+def test_an_upgrade_from_id_keys_and_a_rename_lose_and_duplicate_nothing(synced_project):
+    """An instance whose partitions are bare Split ids (a release before names were in keys),
+    then a week in which an environment is renamed: the next sync replaces every key, loads
+    each partition once, and the tables are exact."""
+    from analytics_assets.dagster_layer.sync import SyncOptions, run_sync
+
+    project = synced_project
+    instance = project.instance
+    before = project.sandbox.ground_truth()
+    for partitions, table in (
+        (workspace_partitions, "workspaces"),
+        (environment_partitions, "environments"),
+    ):
+        for key in instance.get_dynamic_partitions(partitions.name):
+            instance.delete_dynamic_partition(partitions.name, key)
+        ids = [r["id"] for r in before["tables"][table]["rows"]]
+        instance.add_dynamic_partitions(partitions.name, ids)
+
+    project.sandbox.control(generation=1)
+    after = project.sandbox.ground_truth()
+    renamed_before, renamed_after = (
+        truth_partition_keys(before)[1],
+        truth_partition_keys(after)[1],
+    )
+    assert any(
+        renamed_before[i] != renamed_after[i] for i in renamed_before.keys() & renamed_after.keys()
+    )
+    project.sandbox.reset_stats()
+    report = run_sync(project.defs, SyncOptions(build_models=False), progress=lambda _: None)
+
+    workspace_keys, environment_keys = truth_partition_keys(after)
+    assert set(instance.get_dynamic_partitions(workspace_partitions.name)) == set(
+        workspace_keys.values()
+    )
+    assert set(instance.get_dynamic_partitions(environment_partitions.name)) == set(
+        environment_keys.values()
+    )
+    assert report.requests == after["minimal_requests"]["total"]
+    assert_matches_truth(project.warehouse, after)

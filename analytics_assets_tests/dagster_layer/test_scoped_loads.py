@@ -93,7 +93,8 @@ def test_a_failing_environment_costs_only_itself_and_the_next_sync_fetches_only_
         r["environment_id"] for r in truth["tables"]["feature_flag_definitions"]["rows"]
     }
     broken = [e for e in environments if e["id"] in with_definitions][len(environments) // 3]
-    label = f"environment {workspaces[broken['workspace_id']]} / {broken['name']}"
+    key = f"{workspaces[broken['workspace_id']]}/{broken['name']} ({broken['id']})"
+    label = f"environment {key}"
     proxy.failing = broken["id"]
 
     with pytest.raises(SyncFailed) as failed:
@@ -110,7 +111,7 @@ def test_a_failing_environment_costs_only_itself_and_the_next_sync_fetches_only_
     instance = DagsterInstance.get()
     for table in ENVIRONMENT_TABLES:
         status = _status(instance, table, environment_partitions)
-        assert status.pop(broken["id"]) == "FAILED", table
+        assert status.pop(key) == "FAILED", table
         assert set(status.values()) == {"MATERIALIZED"}, table
 
     # The fault is gone: the next sync resumes, fetching the listings and that scope only.

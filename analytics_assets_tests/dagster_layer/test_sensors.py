@@ -17,6 +17,7 @@ from analytics_assets.dagster_layer.partitions import (
 from analytics_assets.dagster_layer.sensors import PARTITION_RANGE_END, PARTITION_RANGE_START
 from analytics_assets.definitions import build_definitions
 from analytics_assets_tests.dagster_layer.conftest import project_environment
+from analytics_assets_tests.support import truth_partition_keys
 
 
 def _tick(defs, instance, name, cursor):
@@ -44,8 +45,10 @@ def _apply(instance, result, partitions_def):
                 instance.delete_dynamic_partition(partitions_def.name, key)
 
 
-def _ids(truth, table):
-    return {r["id"] for r in truth["tables"][table]["rows"]}
+def _keys(truth, table):
+    """The partition keys of a listing's objects (each key holds its object's id)."""
+    workspaces, environments = truth_partition_keys(truth)
+    return set((workspaces if table == "workspaces" else environments).values())
 
 
 def test_partition_sensors_follow_a_generation_change(project_dir, sandbox_factory, monkeypatch):
@@ -60,19 +63,19 @@ def test_partition_sensors_follow_a_generation_change(project_dir, sandbox_facto
     first = sandbox.ground_truth(rows=True, tables=["workspaces", "environments"])
 
     result = _tick(defs, instance, "split_workspace_partitions", None)
-    assert _requested(result, AddDynamicPartitionsRequest) == _ids(first, "workspaces")
+    assert _requested(result, AddDynamicPartitionsRequest) == _keys(first, "workspaces")
     assert not _requested(result, DeleteDynamicPartitionsRequest)
     # all partitions are new and contiguous: one single-run backfill over the whole range
     assert len(result.run_requests) == 1
     tags = result.run_requests[0].tags
-    assert {tags[PARTITION_RANGE_START], tags[PARTITION_RANGE_END]} <= _ids(first, "workspaces")
+    assert {tags[PARTITION_RANGE_START], tags[PARTITION_RANGE_END]} <= _keys(first, "workspaces")
     latest = instance.fetch_materializations(WORKSPACES_KEY, limit=1).records[0]
     assert result.cursor == str(latest.storage_id)
     _apply(instance, result, workspace_partitions)
     workspace_cursor = result.cursor
 
     environments = _tick(defs, instance, "split_environment_partitions", None)
-    assert _requested(environments, AddDynamicPartitionsRequest) == _ids(first, "environments")
+    assert _requested(environments, AddDynamicPartitionsRequest) == _keys(first, "environments")
     _apply(instance, environments, environment_partitions)
     environment_cursor = environments.cursor
 
@@ -86,8 +89,8 @@ def test_partition_sensors_follow_a_generation_change(project_dir, sandbox_facto
     second = sandbox.ground_truth(rows=True, tables=["workspaces", "environments"])
 
     result = _tick(defs, instance, "split_workspace_partitions", workspace_cursor)
-    added = _ids(second, "workspaces") - _ids(first, "workspaces")
-    deleted = _ids(first, "workspaces") - _ids(second, "workspaces")
+    added = _keys(second, "workspaces") - _keys(first, "workspaces")
+    deleted = _keys(first, "workspaces") - _keys(second, "workspaces")
     assert added and deleted  # the generation adds one workspace and deletes another
     assert _requested(result, AddDynamicPartitionsRequest) == added
     assert _requested(result, DeleteDynamicPartitionsRequest) == deleted
@@ -99,8 +102,22 @@ def test_partition_sensors_follow_a_generation_change(project_dir, sandbox_facto
 
     environments = _tick(defs, instance, "split_environment_partitions", environment_cursor)
     assert _requested(environments, AddDynamicPartitionsRequest) == (
-        _ids(second, "environments") - _ids(first, "environments")
+        _keys(second, "environments") - _keys(first, "environments")
     )
     assert _requested(environments, DeleteDynamicPartitionsRequest) == (
-        _ids(first, "environments") - _ids(second, "environments")
+        _keys(first, "environments") - _keys(second, "environments")
     )
+    # A renamed environment (same id, new name) moves to a key with its new name, and is loaded.
+    before, after = truth_partition_keys(first)[1], truth_partition_keys(second)[1]
+    renamed = {i for i in before.keys() & after.keys() if before[i] != after[i]}
+    assert renamed  # every generation renames one
+    assert {after[i] for i in renamed} <= _requested(environments, AddDynamicPartitionsRequest)
+    assert {before[i] for i in renamed} <= _requested(environments, DeleteDynamicPartitionsRequest)
+    _apply(instance, environments, environment_partitions)
+    order = list(instance.get_dynamic_partitions(environment_partitions.name))
+    ranges = [
+        (order.index(r.tags[PARTITION_RANGE_START]), order.index(r.tags[PARTITION_RANGE_END]))
+        for r in environments.run_requests
+    ]
+    for key in (after[i] for i in renamed):
+        assert any(start <= order.index(key) <= end for start, end in ranges), key

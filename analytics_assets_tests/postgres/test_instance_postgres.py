@@ -36,7 +36,7 @@ from analytics_assets_tests.postgres.conftest import (
     clean_environment,
     postgres_instance_home,
 )
-from analytics_assets_tests.support import assert_matches_truth, run_cli
+from analytics_assets_tests.support import assert_matches_truth, run_cli, truth_partition_keys
 
 pytestmark = pytest.mark.postgres
 
@@ -156,8 +156,9 @@ def test_partition_runs_load_in_parallel_on_postgres_within_the_pool(
     with production_instance(postgres_database, home, monkeypatch) as instance:
         workspaces = list(instance.get_dynamic_partitions(workspace_partitions.name))
         environments = list(instance.get_dynamic_partitions(environment_partitions.name))
-    assert {r["id"] for r in truth["tables"]["workspaces"]["rows"]} == set(workspaces)
-    assert {r["id"] for r in truth["tables"]["environments"]["rows"]} == set(environments)
+    workspace_keys, environment_keys = truth_partition_keys(truth)
+    assert set(workspace_keys.values()) == set(workspaces)
+    assert set(environment_keys.values()) == set(environments)
 
     # Every workspace partition a run of its own and the environments in two contiguous
     # ranges, all started at once: more runs than the pool admits loads at a time.

@@ -37,6 +37,7 @@ from analytics_assets_tests.reliability.harness import (
     no_worse,
     wait_until,
 )
+from analytics_assets_tests.support import truth_partition_keys
 
 pytestmark = pytest.mark.slow
 
@@ -201,9 +202,12 @@ def test_workspace_deleted_mid_sync(baseline, make_project, figures):
     assert len(deleted) == 1
     (workspace,) = deleted
 
+    # A scope is named by its partition key: the name it was listed under, and its id.
+    gen0_workspace_keys, gen0_environment_keys = truth_partition_keys(gen0)
     text = str(failed.value)
     assert text.startswith("split_workspace_refresh")
-    _assert_actionable(text, "GET /v2/", f"workspace {workspace}", "HTTP 404", "re-run")
+    label = f"workspace {gen0_workspace_keys[workspace]}"
+    _assert_actionable(text, "GET /v2/", label, "HTTP 404", "re-run")
     # Exactly the scopes that no longer exist (the workspace, its environments and any
     # environment generation 1 deleted elsewhere) failed, each named; the others loaded.
     environments = {e["id"] for e in truth["tables"]["environments"]["rows"]}
@@ -211,10 +215,12 @@ def test_workspace_deleted_mid_sync(baseline, make_project, figures):
         e["id"] for e in gen0["tables"]["environments"]["rows"] if e["id"] not in environments
     }
     failed_scopes = failed.value.report.failed_scopes
-    assert {s.partition for s in failed_scopes} == {workspace} | gone_environments
+    assert {s.partition for s in failed_scopes} == {gen0_workspace_keys[workspace]} | {
+        gen0_environment_keys[e] for e in gone_environments
+    }
     job, status, message = _latest_failure(project, "split_workspace_refresh")
     assert status == DagsterRunStatus.FAILURE
-    _assert_actionable(message, f"workspace {workspace}", "HTTP 404")
+    _assert_actionable(message, label, "HTTP 404")
     # The failed scopes changed nothing; every other scope is generation 1.
     assert project.diffs(_partly_loaded(gen0, truth)) == []
     assert duplicate_keys(project.duckdb_path) == {}
