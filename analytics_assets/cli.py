@@ -63,13 +63,14 @@ def _add_sync_arguments(parser: argparse.ArgumentParser) -> None:
         "--workspace",
         action="append",
         default=None,
-        help="only this workspace (id or exact name); repeatable",
+        help="only this workspace (id, exact name or partition key); repeatable",
     )
     parser.add_argument(
         "--environment",
         action="append",
         default=None,
-        help="only this environment (id or exact name); repeatable",
+        help="only this environment (id, exact name, Workspace/Environment or partition key);"
+        " repeatable",
     )
 
 
