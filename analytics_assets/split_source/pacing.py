@@ -31,13 +31,15 @@ class Start:
     then does the server see it, and a request can wait long after it was let go (for a
     free in-flight place, a new connection's handshake, or a busy interpreter)."""
 
-    __slots__ = ("waited", "at")
+    __slots__ = ("waited", "at", "refused")
 
     def __init__(self, waited: float) -> None:
         self.waited = waited
         """Seconds ``acquire`` waited for this start."""
         self.at: float | None = None
         """When the request was sent (``time.monotonic()``); None while pending."""
+        self.refused = False
+        """The server answered 429: it did not count this request against the limit."""
 
     def sent(self) -> None:
         if self.at is None:
@@ -54,10 +56,20 @@ class RequestPacer:
     With a configured limit R it books start slots 1/R apart, so several requests can be in
     flight at once (needed when R x latency > 1) without exceeding R per second; a limit
     below 1 (0.5: one request every two seconds) is the same spacing. Without one, it learns
-    the limit from ``X-RateLimit-Remaining-*``: remaining + the responses of the last second
-    is what the server's window leaves this client (the median of recent estimates).
-    Requests of other clients of the same org count against ``remaining``, so the estimate
-    already leaves them their share.
+    the limit from ``X-RateLimit-Remaining-*``: an answer's remaining + this client's requests
+    sent in the second before that request was sent is what the server's window leaves this
+    client (the median of recent estimates). Requests of other clients of the same org count
+    against ``remaining``, so the estimate already leaves them their share.
+
+    The estimate counts requests by when they were *sent*, as the server counts them when
+    they arrive. Counting answers by when they came back overshot once many requests were in
+    flight: answers bunch (a busy server or client delays some and then hands over several
+    at once), so one second of answers held more than one second of the server's window, the
+    estimate rose above the limit and the pacer caused the 429s it was meant to avoid (6 in
+    80 requests behind a gateway that hands answers back once a second). Refused requests
+    (429) are not counted: counting them raised the estimate after every 429, and if a
+    server does count them against the limit, leaving them out errs low, which only slows
+    the sync.
 
     The window is kept on the moments requests were *sent*, not let go: a request let go on
     time but sent late (it waited for an in-flight place or for the interpreter) reaches the
@@ -73,6 +85,9 @@ class RequestPacer:
     PENDING_POLL_SECONDS = 0.02
     """How often a start that waits on requests let go but not yet sent looks again."""
     ESTIMATES_KEPT = 21
+    HISTORY_SECONDS = 10.0
+    """How long sent requests are remembered: an answer can come back seconds after its
+    request was sent, and its estimate needs the second before that."""
 
     def __init__(self, max_requests_per_second: float | None, sleep: Sleep = time.sleep) -> None:
         self._configured = max_requests_per_second
@@ -82,7 +97,6 @@ class RequestPacer:
         self._paused_until = 0.0
         self._booked: deque[float] = deque()
         self._starts: list[Start] = []
-        self._answered: deque[float] = deque()
         self._lock = threading.Lock()
 
     @property
@@ -137,7 +151,7 @@ class RequestPacer:
         last window and those let go but not sent yet, it is at most the R-th."""
         rate = self.rate
         allowed = int(rate) if rate else 0
-        horizon = now - 2 * self.WINDOW_SECONDS
+        horizon = now - self.HISTORY_SECONDS
         self._starts = [s for s in self._starts if s.at is None or s.at >= horizon]
         if allowed < 1:
             return 0.0
@@ -145,7 +159,8 @@ class RequestPacer:
         room = allowed - pending  # how many sent requests the window may still hold
         if room < 1:
             return self.PENDING_POLL_SECONDS
-        sent = sorted(s.at for s in self._starts if s.at is not None)
+        recent = now - 2 * self.WINDOW_SECONDS
+        sent = sorted(s.at for s in self._starts if s.at is not None and s.at >= recent)
         if len(sent) < room:
             return 0.0
         return sent[-room] + self.WINDOW_SECONDS + self.JITTER - now
@@ -162,18 +177,27 @@ class RequestPacer:
             return wait
         return 0.0
 
-    def observe(self, response: requests.Response) -> None:
-        """Learn from Split's headers on any response."""
+    def observe(self, response: requests.Response, start: Start) -> None:
+        """Learn from Split's headers on any answer to the request ``start`` let go."""
+        if response.status_code == 429:
+            start.refused = True
         remaining = _min_header(response, "X-RateLimit-Remaining-Org", "X-RateLimit-Remaining-IP")
-        if remaining is None:
+        if remaining is None or remaining >= 1_000_000:  # huge means "unlimited": do not pace
             return
         with self._lock:
-            now = time.monotonic()
-            self._answered.append(now)
-            self._prune(self._answered, now - self.WINDOW_SECONDS)
-            window = remaining + len(self._answered)
-            if window < 1_000_000:  # a huge value means "unlimited": do not pace
-                self._estimates.append(window)
+            sent_at = start.at if start.at is not None else time.monotonic()
+            # The requests the server's window held when this one arrived, this one included
+            # unless refused: every request of this client sent in the second before it.
+            counted = sum(
+                1
+                for other in self._starts
+                if other.at is not None
+                and not other.refused
+                and sent_at - self.WINDOW_SECONDS < other.at <= sent_at
+            )
+            if start not in self._starts and not start.refused:
+                counted += 1
+            self._estimates.append(remaining + counted)
 
     def pause_until(self, moment: float) -> float:
         """Hold every request back until ``moment``; returns how much later the pause now

@@ -226,6 +226,7 @@ class SplitTransport:
                 finally:
                     _sending.on_sent = None
                     start.settle()
+                self.pacer.observe(response, start)
                 status = response.status_code
                 if status == 429:
                     wait = server_wait(response)
@@ -317,7 +318,6 @@ class SplitTransport:
                 body = response.content
             finally:
                 response.close()
-            self.pacer.observe(response)
             self.answered.set()
             latency = time.monotonic() - started
             return response, body
