@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from analytics_assets.sandbox.process import SandboxProcess
+from analytics_assets.split_source.pacing import InFlightLimit
 from benchmarks.compare import TruthStore, compare_original, compare_ours
 from benchmarks.machine import machine_details
 from benchmarks.report import render_markdown
@@ -857,7 +858,8 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         "--extract-workers",
         type=int,
         default=None,
-        help="dlt's extract worker pool (EXTRACT__WORKERS) for (b) and (c); default dlt's 5",
+        help="dlt's extract worker pool (EXTRACT__WORKERS) for (b) and (c); default: the"
+        f" source's, as many as requests may be in flight ({InFlightLimit.CEILING})",
     )
     parser.add_argument(
         "--profile",
@@ -938,7 +940,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "original_request_budget_factor": options.original_request_factor,
             "original_time_budget_seconds": options.original_seconds,
             "original_throughput_time_budget_seconds": options.original_throughput_seconds,
-            "extract_workers": options.extract_workers or "dlt default (5)",
+            "extract_workers": options.extract_workers
+            or f"the source's default ({InFlightLimit.CEILING})",
             "labels": {c: LABELS[c] for c in options.only},
         },
         "scenarios": {},
